@@ -1,0 +1,1 @@
+"""Data: the synthetic blurry-video generator, TFDS builders and the mixed input pipeline."""

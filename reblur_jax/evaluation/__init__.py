@@ -1,0 +1,1 @@
+"""Evaluation: tiled inference, reports and pictures."""

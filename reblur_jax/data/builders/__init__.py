@@ -1,0 +1,1 @@
+"""TFDS builders of clip datasets (`clips.py`); see docs/data.md for layouts and protocols."""

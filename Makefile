@@ -22,10 +22,10 @@ test: setup
 	$(TEST_ENV) $(BIN)/pytest $(PYTEST_ARGS) tests
 
 bench: setup
-	$(TEST_ENV) $(BIN)/python benchmarks/blur.py
+	for b in benchmarks/*.py; do $(TEST_ENV) $(BIN)/python $$b || exit 1; done
 
 figures: setup
-	$(BIN)/python docs/make_figures.py
+	for f in docs/scripts/*.py; do $(BIN)/python $$f || exit 1; done
 
 clean:
 	rm -rf $(VENV) .pytest_cache

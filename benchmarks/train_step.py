@@ -1,0 +1,91 @@
+r"""Speed of the fine-tuning step: steps/s and examples/s of DVD-Reblur and DeblurGAN-Reblur.
+
+The paper's Table 3 setting: a mini-batch of 10 clips of 128 x 128, full-width networks, the conv
+and the warp blur model. The step is the real one (`reblur_jax.training`: hybrid loss, Adam,
+data-parallel over every local device), on random clips, timed after compilation with the device
+synchronised:
+
+  python benchmarks/train_step.py                       # all four, on the default backend
+  JAX_PLATFORMS=cpu python benchmarks/train_step.py --models=dvd --blur_models=warp --steps=2
+  python benchmarks/train_step.py --unlabeled_fraction=1  # every clip through the reblur loss
+
+Prints one row per setting; the batch must divide by the device count.
+"""
+
+import os
+import sys
+import time
+
+import jax
+import numpy as np
+from absl import app
+from absl import flags
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from configs import deblurgan_reblur  # noqa: E402
+from configs import dvd_reblur  # noqa: E402
+from reblur_jax.training import sharding  # noqa: E402
+from reblur_jax.training import state as state_lib  # noqa: E402
+from reblur_jax.training import train  # noqa: E402
+
+CONFIGS = {"dvd": dvd_reblur, "deblurgan": deblurgan_reblur}
+
+_MODELS = flags.DEFINE_list("models", ["dvd", "deblurgan"], "Deblur networks: dvd, deblurgan.")
+_BLUR_MODELS = flags.DEFINE_list("blur_models", ["conv", "warp"], "Blur models: conv, warp.")
+_BATCH = flags.DEFINE_integer("batch_size", 10, "Clips per step (Table 3: 10).")
+_CROP = flags.DEFINE_integer("crop_size", 128, "Frame size, pixels (Table 3: 128).")
+_UNLABELED = flags.DEFINE_float("unlabeled_fraction", 0.5, "Share of unlabeled clips.")
+_WIDTH = flags.DEFINE_float("width", 1.0, "Channel multiplier of both networks.")
+_STEPS = flags.DEFINE_integer("steps", 5, "Timed steps after one warm-up step.")
+
+
+def benchmark(model: str, blur_model: str) -> dict[str, float]:
+  config = CONFIGS[model].get_config()
+  config.blur_model = blur_model
+  config.batch_size, config.crop_size = _BATCH.value, _CROP.value
+  config.unlabeled_fraction, config.eval_batch_size = _UNLABELED.value, jax.device_count()
+  config.model_kwargs.width = config.flow_model_kwargs.width = _WIDTH.value
+  train.validate_config(config, jax.device_count())
+  mesh = sharding.create_mesh()
+  networks = state_lib.create_networks(config)
+  run = train.create_run(config, networks, mesh, steps_per_epoch=100)
+  sizes = train.batch_sizes(config)
+  rng = np.random.default_rng(0)
+  clips = lambda n: rng.uniform(size=(n, run.clip_length, _CROP.value, _CROP.value, 3)).astype(
+      np.float32)
+  batch = {}
+  if sizes["labeled"]:
+    batch["labeled"] = {"blurry": clips(sizes["labeled"]), "sharp": clips(sizes["labeled"])}
+  if sizes["unlabeled"]:
+    batch["unlabeled"] = {"blurry": clips(sizes["unlabeled"])}
+  batch = sharding.global_batch(batch, mesh)
+
+  start = time.perf_counter()
+  state, metrics = run.train_step(run.state, batch)
+  jax.block_until_ready(metrics)
+  compile_s = time.perf_counter() - start
+  start = time.perf_counter()
+  for _ in range(_STEPS.value):
+    state, metrics = run.train_step(state, batch)
+  jax.block_until_ready(metrics)
+  seconds = (time.perf_counter() - start) / _STEPS.value
+  return {"first_step_s": compile_s, "step_s": seconds, "steps_per_s": 1 / seconds,
+          "examples_per_s": config.batch_size / seconds}
+
+
+def main(argv):
+  del argv
+  print(f"device: {jax.devices()[0].device_kind} x {jax.device_count()} "
+        f"({jax.default_backend()}); batch {_BATCH.value} x {_CROP.value} x {_CROP.value}, "
+        f"unlabeled fraction {_UNLABELED.value}, width {_WIDTH.value}, {_STEPS.value} timed steps")
+  print(f"{'step':<28}{'first step s':>14}{'s/step':>10}{'steps/s':>10}{'examples/s':>12}")
+  for model in _MODELS.value:
+    for blur_model in _BLUR_MODELS.value:
+      r = benchmark(model, blur_model)
+      name = f"{model}-reblur, {blur_model}"
+      print(f"{name:<28}{r['first_step_s']:>14.1f}{r['step_s']:>10.3f}{r['steps_per_s']:>10.3f}"
+            f"{r['examples_per_s']:>12.2f}", flush=True)
+
+
+if __name__ == "__main__":
+  app.run(main)

@@ -1,0 +1,31 @@
+r"""DeblurGAN-Reblur: the paper's self-supervised fine-tuning of DeblurGAN's generator.
+
+The same hybrid loss as configs/dvd_reblur.py with the single-frame DeblurGAN generator as d (so
+3-frame clips: t-1, t, t+1), instance normalisation (nothing frozen), dropout off. Start from the
+released generator (`python -m reblur_jax.models.convert`, docs/models.md) or a
+configs/deblurgan_supervised.py run, and a trained FlowNetS:
+
+  python train.py --config=configs/deblurgan_reblur.py --workdir=runs/deblurgan_reblur \
+      --config.init_checkpoint=runs/deblurgan_supervised/variables/deblur \
+      --config.flow_init_checkpoint=runs/flownets/variables/flow
+
+`:cpu` shrinks it for a laptop. Without data it uses the embedded synthetic set, as dvd_reblur.
+"""
+
+from configs import default
+
+
+def get_config(variant: str = ""):
+  config = default.get_config()
+  config.model = "deblurgan"
+  config.model_kwargs = {"width": 1.0, "dropout_rate": 0.0}
+  for group in ("labeled", "unlabeled", "eval"):
+    config[f"{group}_dataset"] = "synthetic_blur/train"
+  config.tau = 0.5  # The synthetic camera's exposure fills the frame interval; paper: 1.
+  config.unlabeled_fraction = 0.5
+  config.unlabeled_split = "test"  # U: the blurry frames of the test videos, as in the paper.
+  config.batch_size = 16
+  config.crop_size = 128
+  if default.is_cpu(variant):
+    default.shrink_for_cpu(config, width=0.25, steps=150)
+  return config

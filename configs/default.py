@@ -1,0 +1,108 @@
+"""Defaults shared by every training config; each config imports this and changes a few fields.
+
+Not a run by itself: use one of the configs next to it (their docstrings give the commands).
+Any field can be overridden on the command line, e.g. `--config.alpha=0.2`.
+"""
+
+import ml_collections
+
+VARIANTS = ("", "cpu")
+
+
+def is_cpu(variant: str) -> bool:
+  """Whether `--config=<file>.py:<variant>` asks for the laptop-scale run ("cpu") or the paper's ("")."""
+  if variant not in VARIANTS:
+    raise ValueError(f"unknown config variant {variant!r}; choose one of {VARIANTS} "
+                     "(e.g. --config=configs/dvd_reblur.py:cpu).")
+  return variant == "cpu"
+
+
+def shrink_for_cpu(config: ml_collections.ConfigDict, *, width: float, steps: int
+                   ) -> ml_collections.ConfigDict:
+  """The `:cpu` variants: thin networks on the `tiny` synthetic set, minutes on two cores."""
+  config.model_kwargs.width = width
+  config.flow_model_kwargs.width = width
+  for group in ("labeled", "unlabeled", "eval"):
+    config[f"{group}_dataset"] = config[f"{group}_dataset"].replace("/train", "/tiny")
+  config.crop_size = 64
+  config.batch_size = 8
+  config.num_train_steps = steps
+  # The tiny set's epoch is 6 steps: the paper's epoch boundaries would decay the rate within a
+  # minute, so the rate stays constant.
+  config.lr_decay_epochs = ()
+  config.log_every_steps = 10
+  config.eval_every_steps = steps // 2
+  config.checkpoint_every_steps = steps // 2
+  config.num_eval_batches = -1
+  return config
+
+
+def get_config() -> ml_collections.ConfigDict:
+  config = ml_collections.ConfigDict()
+
+  # What is trained: "deblur" (d, with L = L_S + alpha * L_U) or "flow" (FlowNetS on
+  # ground-truth flow, FlowNet's multi-scale EPE).
+  config.task = "deblur"
+
+  # ---------------------------------------------------------------- networks
+  # Deblur network d: a name for `reblur_jax.models.create` ("dvd" | "deblurgan") and its kwargs
+  # (`width` multiplies channels, 1.0 = the original; DVD `frames` 5 | 1; DeblurGAN
+  # `dropout_rate`).
+  config.model = "dvd"
+  config.model_kwargs = ml_collections.ConfigDict({"width": 1.0, "frames": 5})
+  # FlowNetS kwargs; the flow network is built when some clips are unlabeled (or task="flow").
+  config.flow_model_kwargs = ml_collections.ConfigDict({"width": 1.0})
+  # Starting variables (a `reblur_jax.checkpoint.save_variables` directory, e.g. written by
+  # `python -m reblur_jax.models.convert` from the released weights, or `<workdir>/variables/...`
+  # of an earlier run); "" = random initialisation.
+  config.init_checkpoint = ""
+  config.flow_init_checkpoint = ""
+  # Apply d in training mode: BatchNorm uses (and updates) batch statistics, dropout is on. Off
+  # for fine-tuning, where the pre-trained statistics stay frozen.
+  config.train_mode = False
+  # Also train FlowNetS through the reblur loss (paper footnote 1). Gradients always reach d
+  # through the flow network; this only decides whether f's parameters move.
+  config.finetune_flow = False
+
+  # ---------------------------------------------------------------- loss
+  config.alpha = 0.1  # Weight of the self-supervised term L_U (paper: 0.1).
+  config.blur_model = "conv"  # "conv" (the paper's kernel table) or "warp" (Table 3 ablation).
+  config.frames = 3  # Frames the blur model uses: 3 (t-1, t, t+1) or 2 (t, t+1; Table 5).
+  config.tau = 1.0  # Exposure fraction of the flow to each neighbour (paper: 1).
+  config.max_disp = 16  # Flow range of the conv kernel table, pixels (paper: 16).
+  config.blur_samples = 8  # Warps per segment of the warp model.
+
+  # ---------------------------------------------------------------- data
+  # TFDS names of the labeled set S and the unlabeled set U ("name" or "name/config"), the
+  # held-out labeled set for evaluation, and where TFDS keeps them ("" = TFDS's default).
+  config.labeled_dataset = "synthetic_blur/train_t7"
+  config.unlabeled_dataset = "synthetic_blur/train_t7"
+  config.eval_dataset = "synthetic_blur/train_t7"
+  config.labeled_split = "train"
+  # The paper fine-tunes on the blurry frames of the very videos it evaluates (its U are the
+  # test sets, Table 1); the reblur configs set "test".
+  config.unlabeled_split = "train"
+  config.eval_split = "test"
+  config.data_dir = ""
+  config.crop_size = 128  # Square training crops, pixels.
+  config.batch_size = 16  # Global batch (all devices, all hosts), labeled + unlabeled clips.
+  # Fraction of each batch drawn from U. Both parts must divide by the device count.
+  config.unlabeled_fraction = 0.5
+  config.eval_batch_size = 8
+  config.num_eval_batches = 8  # -1: the whole eval split.
+
+  # ---------------------------------------------------------------- optimisation
+  config.learning_rate = 1e-4  # Adam (paper: 1e-4).
+  config.lr_decay_epochs = (30, 50, 100)  # x lr_decay_factor from each of these epochs.
+  config.lr_decay_factor = 0.5
+  config.num_epochs = 120.0  # An epoch is one pass over U, or over S without U.
+  config.num_train_steps = -1  # > 0 overrides num_epochs.
+
+  # ---------------------------------------------------------------- loop
+  config.log_every_steps = 50
+  config.eval_every_steps = 1000  # Also before the first step and after the last.
+  config.checkpoint_every_steps = 1000
+  config.max_to_keep = 3
+  config.num_image_summaries = 4  # Clips shown as blurry | deblurred | reblurred | sharp.
+  config.seed = 0
+  return config

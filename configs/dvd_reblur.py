@@ -1,0 +1,44 @@
+r"""DVD-Reblur: the paper's self-supervised fine-tuning of DVD (Tables 2-5, "DVD-Reblur").
+
+L = L_S + alpha * L_U on batches half labeled (S), half unlabeled (U): DVD (5 input frames)
+deblurs frames t-1, t, t+1 of each unlabeled clip, FlowNetS estimates the flows between the
+restored frames, the conv blur model reblurs the middle one, and the MSE to the observed blurry
+frame is L_U. Adam, lr 1e-4, halved at epochs 30, 50 and 100; alpha 0.1; BatchNorm statistics
+frozen; FlowNetS frozen (--config.finetune_flow=True trains it too).
+
+Start from trained networks: the released DVD and FlowNetS weights (`python -m
+reblur_jax.models.convert`, docs/models.md) or the variables of configs/dvd_supervised.py and
+configs/flownets_pretrain.py runs:
+
+  python train.py --config=configs/dvd_reblur.py --workdir=runs/dvd_reblur \
+      --config.init_checkpoint=runs/dvd_supervised/variables/deblur \
+      --config.flow_init_checkpoint=runs/flownets/variables/flow
+
+With nothing downloaded it trains on the embedded synthetic set (prepared on first use); the log
+says how to point it at GoPro / DVD (then also --config.tau=1, the paper's exposure). Ablations:
+--config.blur_model=warp (Table 3), --config.frames=2 (Table 5). `:cpu` is the same run at laptop
+scale (thin networks, 64-pixel frames; what `make demo` fine-tunes):
+
+  python train.py --config=configs/dvd_reblur.py:cpu --workdir=runs/demo/dvd_reblur \
+      --config.init_checkpoint=runs/demo/dvd_supervised/variables/deblur \
+      --config.flow_init_checkpoint=runs/demo/flownets/variables/flow
+"""
+
+from configs import default
+
+
+def get_config(variant: str = ""):
+  config = default.get_config()
+  config.model = "dvd"
+  config.model_kwargs = {"width": 1.0, "frames": 5}
+  # DVD reads 5 frames around each of t-1, t, t+1: 7-frame clips.
+  for group in ("labeled", "unlabeled", "eval"):
+    config[f"{group}_dataset"] = "synthetic_blur/train_t7"
+  config.tau = 0.5  # The synthetic camera's exposure fills the frame interval; paper: 1.
+  config.unlabeled_fraction = 0.5
+  config.unlabeled_split = "test"  # U: the blurry frames of the test videos, as in the paper.
+  config.batch_size = 16
+  config.crop_size = 128
+  if default.is_cpu(variant):
+    default.shrink_for_cpu(config, width=0.25, steps=150)
+  return config

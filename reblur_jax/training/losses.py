@@ -1,0 +1,136 @@
+"""Losses of the three training tasks, per device, on float clips in [0, 1].
+
+* Supervised deblurring, `L_S`: MSE between the restored middle frame and the sharp one.
+* Self-supervised reblurring, `L_U` (paper Sec. 3): deblur frames t-1, t, t+1, estimate the flows
+  between the restored frames with FlowNetS, blur the restored middle frame with the physics
+  model, and take the MSE against the observed blurry middle frame.
+* Flow pre-training: FlowNet's multi-scale endpoint error on ground-truth flow.
+
+Clips are `[B, T, H, W, 3]` with the frame to restore at `T // 2`; a deblur network that reads
+`n` frames sees the `n`-frame window centred on the frame it restores, so the unlabeled term
+needs `T = n + 2` (one extra frame each side).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from reblur_jax import blur
+from reblur_jax import metrics
+
+PyTree = Any
+
+
+def mse(x: jax.Array, y: jax.Array) -> jax.Array:
+  """Mean squared error over all elements (a scalar)."""
+  return jnp.mean(jnp.square(x - y))
+
+
+def windows(clips: jax.Array, num_frames: int, offsets: tuple[int, ...]) -> jax.Array:
+  """The `num_frames` windows centred on frames `T // 2 + offset`, stacked along the batch.
+
+  Args:
+    clips: `[B, T, H, W, C]`.
+    num_frames: n, the deblur network's input length (odd).
+    offsets: centres relative to the middle frame, e.g. (-1, 0, 1).
+
+  Returns:
+    `[len(offsets) * B, n, H, W, C]`, offset-major (all clips' first window, then the second...).
+  """
+  length = clips.shape[1]
+  middle = length // 2
+  starts = [middle + offset - num_frames // 2 for offset in offsets]
+  if min(starts) < 0 or max(starts) + num_frames > length:
+    raise ValueError(
+        f"clips of {length} frames are too short for {num_frames}-frame windows centred at "
+        f"offsets {offsets} from the middle frame; the data pipeline must provide "
+        f"{num_frames + 2 * max(abs(o) for o in offsets)} frames per clip.")
+  return jnp.concatenate([clips[:, s:s + num_frames] for s in starts], axis=0)
+
+
+def reblur_offsets(frames: int) -> tuple[int, ...]:
+  """Frames restored for the reblur loss: (t-1, t, t+1) for `frames=3`, (t, t+1) for 2."""
+  if frames not in (2, 3):
+    raise ValueError(f"config.frames must be 2 or 3 (frames the blur model uses), got {frames}.")
+  return (-1, 0, 1) if frames == 3 else (0, 1)
+
+
+def reblur_loss(restored: jax.Array, blurry_middle: jax.Array, flow_fn, *, frames: int,
+                tau: float, method: str, max_disp: int, samples: int):
+  """The self-supervised term `L_U` from restored frames.
+
+  Args:
+    restored: `[k, B, H, W, 3]` restored frames at `reblur_offsets(frames)` (k = frames).
+    blurry_middle: `[B, H, W, 3]` the observed blurry middle frames.
+    flow_fn: `(first [N, H, W, 3], second [N, H, W, 3]) -> flow [N, H, W, 2]` in pixels, on the
+      first image's grid (FlowNetS at full resolution).
+    frames, tau, method, max_disp, samples: the blur model (`reblur_jax.blur.reblur`).
+
+  Returns:
+    `(loss, reblurred [B, H, W, 3])`.
+  """
+  if frames == 3:
+    previous, middle, following = restored
+    # One flow-network call for both pairs: (t+1, t) gives flow_next, (t-1, t) flow_prev.
+    flows = flow_fn(jnp.concatenate([following, previous]), jnp.concatenate([middle, middle]))
+    flow_next, flow_prev = jnp.split(flows, 2)
+  else:
+    middle, following = restored
+    flow_next, flow_prev = flow_fn(following, middle), None
+  reblurred = blur.reblur_batch(middle, flow_prev, flow_next, tau=tau, method=method,
+                                max_disp=max_disp, samples=samples)
+  return mse(reblurred, blurry_middle), reblurred
+
+
+def adaptive_average(x: jax.Array, size: tuple[int, int]) -> jax.Array:
+  """Area-averages `[B, H, W, C]` to `[B, h, w, C]` like torch's `adaptive_avg_pool2d`.
+
+  Output cell i averages input rows floor(i H / h) .. ceil((i + 1) H / h) - 1 (likewise columns),
+  so the bins tile the image even when h does not divide H.
+  """
+  def pooling(n_in, n_out):
+    i = np.arange(n_out)[:, None]
+    j = np.arange(n_in)[None, :]
+    inside = (j >= (i * n_in) // n_out) & (j < -((-(i + 1) * n_in) // n_out))
+    return jnp.asarray(inside / inside.sum(axis=1, keepdims=True), x.dtype)
+  return jnp.einsum("ih,jw,bhwc->bijc", pooling(x.shape[1], size[0]), pooling(x.shape[2], size[1]),
+                    x)
+
+
+def multiscale_epe(predictions: tuple[jax.Array, ...], target: jax.Array, *,
+                   weights: tuple[float, ...], div_flow: float) -> jax.Array:
+  """FlowNet's training loss: weighted sum over scales of the per-example summed endpoint error.
+
+  Args:
+    predictions: `(flow2, ..., flow6)`, each `[B, h_k, w_k, 2]`, in full-resolution pixels /
+      `div_flow` (FlowNetPytorch's units).
+    target: `[B, H, W, 2]` ground-truth flow in pixels.
+    weights: one weight per scale (FlowNetS: 0.005, 0.01, 0.02, 0.08, 0.32).
+    div_flow: FlowNet's flow scale, 20.
+
+  Returns:
+    Scalar: sum_k weights[k] * (summed EPE at scale k, averaged over the batch), with the target
+    area-averaged to each scale and divided by `div_flow`, as FlowNetPytorch's `multiscaleEPE`.
+  """
+  if len(predictions) != len(weights):
+    raise ValueError(f"{len(predictions)} flow scales but {len(weights)} weights.")
+  scaled = target / div_flow
+  total = 0.0
+  for weight, flow in zip(weights, predictions):
+    epe = jnp.linalg.norm(flow - adaptive_average(scaled, flow.shape[1:3]), axis=-1)
+    total += weight * jnp.mean(jnp.sum(epe, axis=(1, 2)))
+  return total
+
+
+def endpoint_error(flow: jax.Array, target: jax.Array) -> jax.Array:
+  """Mean endpoint error in pixels of `[..., H, W, 2]` flows (a scalar)."""
+  return jnp.mean(jnp.linalg.norm(flow - target, axis=-1))
+
+
+def psnr(x: jax.Array, y: jax.Array) -> jax.Array:
+  """Mean PSNR in dB of `[B, H, W, 3]` images, clamped to [0, 1] first (a scalar)."""
+  return jnp.mean(metrics.psnr(jnp.clip(x, 0.0, 1.0), y))

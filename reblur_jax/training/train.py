@@ -1,0 +1,276 @@
+"""The training loop: `train_and_evaluate(config, workdir)`, driven by an ml_collections config.
+
+The steps a reader expects, in order: check the config against the devices, build the networks
+and the input pipeline, create (or resume) the replicated train state, then loop: global batch,
+data-parallel step, metrics, evaluation, checkpoint. `configs/` holds the runs of the paper.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+import os
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import jax
+import ml_collections
+import numpy as np
+import optax
+import tqdm
+from absl import logging
+from clu import periodic_actions
+
+from reblur_jax import checkpoint
+from reblur_jax.training import checkpointing
+from reblur_jax.training import inputs
+from reblur_jax.training import optim
+from reblur_jax.training import sharding
+from reblur_jax.training import state as state_lib
+from reblur_jax.training import step as step_lib
+from reblur_jax.training import summaries
+
+PyTree = Any
+TASKS = ("deblur", "flow")
+VARIABLES_DIR = "variables"  # <workdir>/variables/<network>: the final networks, for init/eval.
+
+
+class NonFiniteLossError(FloatingPointError):
+  """The training loss became NaN or inf; no checkpoint after the last good one was written."""
+
+
+# ----------------------------------------------------------------------------- config checks
+
+
+def batch_sizes(config: ml_collections.ConfigDict) -> dict[str, int]:
+  """Global clips per step of each group: `{'labeled': B_S, 'unlabeled': B_U}`."""
+  if not 0 <= config.unlabeled_fraction <= 1:
+    raise ValueError(f"config.unlabeled_fraction must be in [0, 1], got {config.unlabeled_fraction}.")
+  unlabeled = round(config.batch_size * config.unlabeled_fraction)
+  return {"labeled": config.batch_size - unlabeled, "unlabeled": unlabeled}
+
+
+def validate_config(config: ml_collections.ConfigDict, num_devices: int) -> None:
+  """Raises ValueError, naming the field, for settings that cannot run on `num_devices`."""
+  if config.task not in TASKS:
+    raise ValueError(f"config.task must be one of {TASKS}, got {config.task!r}.")
+  sizes = batch_sizes(config)
+  if config.task == "flow" and sizes["unlabeled"]:
+    raise ValueError("task='flow' trains on ground-truth flow only: set "
+                     "config.unlabeled_fraction=0.")
+  if config.task == "deblur" and config.unlabeled_fraction > 0 and config.alpha < 0:
+    raise ValueError(f"config.alpha must be >= 0, got {config.alpha}.")
+  if config.batch_size < 1:
+    raise ValueError(f"config.batch_size must be >= 1, got {config.batch_size}.")
+  sharding.check_divisible(
+      {f"labeled batch (batch_size {config.batch_size} x (1 - unlabeled_fraction "
+       f"{config.unlabeled_fraction}))": sizes["labeled"],
+       f"unlabeled batch (batch_size {config.batch_size} x unlabeled_fraction "
+       f"{config.unlabeled_fraction})": sizes["unlabeled"],
+       "config.eval_batch_size": config.eval_batch_size}, num_devices)
+
+
+def clip_length(config: ml_collections.ConfigDict, networks: dict) -> int:
+  """Frames per clip the steps need: the deblur window, plus t-1 and t+1 when reblurring."""
+  if "deblur" not in networks:
+    return 3  # Flow pairs (t+1, t) and (t-1, t).
+  frames = networks["deblur"].num_input_frames
+  return frames + 2 if "flow" in networks else frames
+
+
+# ----------------------------------------------------------------------------- the run's pieces
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+  """What the loop needs, built once per process.
+
+  Attributes:
+    networks: the flax modules, `{'deblur': d, 'flow': f}` as the task uses them.
+    state: the step-0 train state, replicated over the mesh.
+    train_step: `(state, global batch) -> (state, metrics)`, jitted, state donated.
+    eval_step: `(state, global batch) -> (metrics, images)`, jitted.
+    clip_length: frames per clip the steps expect.
+  """
+  networks: dict
+  state: state_lib.TrainState
+  train_step: Callable
+  eval_step: Callable
+  clip_length: int
+
+
+def create_run(config: ml_collections.ConfigDict, networks: dict, mesh: jax.sharding.Mesh, *,
+               steps_per_epoch: int) -> Run:
+  """Builds the optimiser, the initial state and the data-parallel steps of `networks`."""
+  trainable = state_lib.trainable_networks(config, networks)
+  schedule = optim.learning_rate_schedule(
+      config.learning_rate, decay_epochs=config.lr_decay_epochs,
+      decay_factor=config.lr_decay_factor, steps_per_epoch=steps_per_epoch)
+  optimizer = optim.create_optimizer(schedule)
+  variables = state_lib.init_variables(networks, config)
+  initial = state_lib.create_train_state(variables, trainable, optimizer,
+                                         jax.random.PRNGKey(config.seed))
+  initial = jax.device_put(initial, sharding.replicated(mesh))
+
+  loss_fn = functools.partial(step_lib.LOSSES[config.task], networks=networks, config=config)
+  train_step = functools.partial(step_lib.train_step, loss_fn=loss_fn, optimizer=optimizer,
+                                 schedule=schedule, trainable=trainable)
+  eval_step = functools.partial(step_lib.EVALS[config.task], networks=networks, config=config,
+                                num_images=config.num_image_summaries)
+  return Run(
+      networks=networks, state=initial,
+      train_step=sharding.data_parallel(train_step, mesh, batch_argnums=(1,),
+                                        donate_argnums=(0,)),
+      eval_step=sharding.data_parallel(eval_step, mesh, batch_argnums=(1,)),
+      clip_length=clip_length(config, networks))
+
+
+def num_train_steps(config: ml_collections.ConfigDict, steps_per_epoch: int) -> int:
+  if config.num_train_steps > 0:
+    return config.num_train_steps
+  return max(1, math.ceil(config.num_epochs * steps_per_epoch))
+
+
+def abstract_state(state: PyTree) -> PyTree:
+  """Shapes, dtypes and shardings of `state`, the target a checkpoint is restored into."""
+  return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding),
+                      state)
+
+
+# ----------------------------------------------------------------------------- evaluation
+
+
+def evaluate(run: Run, state: state_lib.TrainState, batches: Iterable[PyTree],
+             mesh: jax.sharding.Mesh) -> tuple[dict[str, float], dict[str, np.ndarray]]:
+  """Mean metrics over the eval batches, and the first batch's images (host arrays)."""
+  totals, images, count = {}, None, 0
+  for host_batch in batches:
+    metrics, batch_images = run.eval_step(state, sharding.global_batch(host_batch, mesh))
+    metrics = jax.device_get(metrics)
+    totals = {name: totals.get(name, 0.0) + float(value) for name, value in metrics.items()}
+    images = images if images is not None else jax.device_get(batch_images)
+    count += 1
+  if not count:
+    raise ValueError("the evaluation split gave no batch: check config.eval_dataset, "
+                     "config.eval_split and config.eval_batch_size.")
+  return {name: total / count for name, total in totals.items()}, images
+
+
+def _write_eval(writer, step: int, metrics: dict[str, float], images: dict[str, np.ndarray]):
+  writer.write_scalars(step, {f"eval/{name}": value for name, value in metrics.items()})
+  if images:
+    name, grid = summaries.image_grid(images)
+    writer.write_images(step, {f"eval/{name}": grid})
+
+
+# ----------------------------------------------------------------------------- the loop
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict,
+                       workdir: str | os.PathLike) -> state_lib.TrainState:
+  """Trains per `config`, resuming from `workdir`'s newest checkpoint if there is one.
+
+  Writes TensorBoard summaries and checkpoints under `workdir`, and at the end each network's
+  variables to `<workdir>/variables/<name>` (the format of `config.init_checkpoint`).
+
+  Returns:
+    The final train state.
+
+  Raises:
+    NonFiniteLossError: the loss became NaN/inf; the message names the step and the last good
+      checkpoint.
+  """
+  workdir = os.path.abspath(os.fspath(workdir))
+  validate_config(config, jax.device_count())
+  mesh = sharding.create_mesh()
+  networks = state_lib.create_networks(config)
+  data = inputs.create(config, clip_length(config, networks), batch_sizes(config))
+  steps_per_epoch = data.steps_per_epoch
+  total_steps = num_train_steps(config, steps_per_epoch)
+  run = create_run(config, networks, mesh, steps_per_epoch=steps_per_epoch)
+  logging.info("Training %s on %d device(s) of %d process(es): %d steps of %s clips "
+               "(%d steps per epoch).", config.task, jax.device_count(), jax.process_count(),
+               total_steps, batch_sizes(config), steps_per_epoch)
+
+  manager = checkpointing.create_manager(workdir, max_to_keep=config.max_to_keep)
+  train_iter = data.train_iterator()
+  state = checkpointing.restore_latest(manager, abstract_state(run.state), train_iter)
+  if state is None:
+    state = run.state
+  start = int(jax.device_get(state.step))
+  if start:
+    logging.info("Resumed from step %d of %s.", start, manager.directory)
+
+  writer = summaries.create_writer(workdir)
+  if start == 0:
+    writer.write_hparams(_flat_config(config))
+    _write_eval(writer, 0, *evaluate(run, state, data.eval_batches(), mesh))
+
+  report = periodic_actions.ReportProgress(num_train_steps=total_steps, writer=writer)
+  pending = summaries.StepMetrics()
+  try:
+    with tqdm.tqdm(total=total_steps, initial=start, desc="train", unit="step",
+                   disable=jax.process_index() != 0, dynamic_ncols=True) as bar:
+      for step in range(start + 1, total_steps + 1):
+        with jax.profiler.StepTraceAnnotation("train", step_num=step):
+          batch = sharding.global_batch(next(train_iter), mesh)
+          state, metrics = run.train_step(state, batch)
+        pending.add(step, metrics)
+        report(step)
+        bar.update()
+        last = step == total_steps
+        log, evaluate_now, save = (last or step % every == 0 for every in (
+            config.log_every_steps, config.eval_every_steps, config.checkpoint_every_steps))
+        if log or evaluate_now or save:
+          bad = pending.fetch()
+          if bad is not None:
+            raise _non_finite(*bad, manager)
+        if log:
+          writer.write_scalars(step, {f"train/{k}": v for k, v in pending.mean().items()})
+          bar.set_postfix(loss=f"{float(metrics['loss']):.4g}")
+        if evaluate_now:
+          with report.timed("eval"):
+            _write_eval(writer, step, *evaluate(run, state, data.eval_batches(), mesh))
+        if save:
+          with report.timed("checkpoint"):
+            checkpointing.save(manager, state, train_iter, config)
+  finally:
+    manager.wait_until_finished()
+    writer.flush()
+  export_variables(state, os.path.join(workdir, VARIABLES_DIR))
+  return state
+
+
+def _non_finite(step: int, loss: float, manager) -> NonFiniteLossError:
+  manager.wait_until_finished()
+  latest = manager.latest_step()
+  where = (f"step {latest} in {manager.directory}" if latest is not None
+           else f"none (nothing was saved in {manager.directory})")
+  return NonFiniteLossError(
+      f"The training loss is {loss} at step {step}; stopped without saving that state. The last "
+      f"good checkpoint is {where}. Rerunning the same command resumes from it and will likely "
+      "diverge again: lower config.learning_rate or check the input data.")
+
+
+def export_variables(state: state_lib.TrainState, directory: str) -> None:
+  """Writes each network's `{'params', 'batch_stats'}` as `<directory>/<name>` (host arrays)."""
+  for name, params in state.params.items():
+    variables = {"params": params}
+    if name in state.batch_stats:
+      variables["batch_stats"] = state.batch_stats[name]
+    checkpoint.save_variables(os.path.join(directory, name), jax.device_get(variables),
+                              overwrite=True)
+
+
+def _flat_config(config: ml_collections.ConfigDict) -> dict[str, Any]:
+  """The config as `{'a.b': value}` with TensorBoard-friendly leaves (tuples become strings)."""
+  flat = {}
+  def visit(prefix, node):
+    for key, value in node.items():
+      if isinstance(value, (dict, ml_collections.ConfigDict)):
+        visit(f"{prefix}{key}.", value)
+      else:
+        flat[prefix + key] = value if isinstance(value, (bool, int, float, str)) else str(value)
+  visit("", config)
+  return flat

@@ -1,0 +1,56 @@
+r"""Trains a Reblur2Deblur model: `python train.py --config=configs/<run>.py --workdir=<dir>`.
+
+Configs (`configs/`) say what each run reproduces; any field can be overridden, e.g.
+`--config.alpha=0.2`, and `--config=configs/dvd_reblur.py:cpu` picks a variant. Rerunning the same
+command resumes from the newest checkpoint in --workdir. Multi-host: add --distributed on every
+host (SLURM, Open MPI and Cloud TPU are detected; elsewhere also pass --coordinator_address,
+--num_processes and --process_id).
+"""
+
+import logging as std_logging
+import os
+
+import jax
+from absl import app
+from absl import flags
+from absl import logging
+from ml_collections import config_flags
+
+from reblur_jax.training import train
+
+_WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints and summaries.",
+                               required=True)
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Training configuration file.",
+                                          lock_config=True)
+_DISTRIBUTED = flags.DEFINE_bool("distributed", False,
+                                 "Call jax.distributed.initialize() (multi-host runs).")
+_COORDINATOR = flags.DEFINE_string("coordinator_address", None,
+                                   "host:port of process 0, with --distributed.")
+_NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Processes, with --distributed.")
+_PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process, with --distributed.")
+
+
+def _quiet_orbax(record) -> bool:
+  """Drops Orbax's INFO records (dozens per checkpoint), which would bury the training log."""
+  return record.levelno > std_logging.INFO or f"{os.sep}orbax{os.sep}" not in record.pathname
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+  logging.get_absl_logger().addFilter(_quiet_orbax)
+  if _DISTRIBUTED.value:
+    jax.distributed.initialize(coordinator_address=_COORDINATOR.value,
+                               num_processes=_NUM_PROCESSES.value, process_id=_PROCESS_ID.value)
+  logging.info("JAX process %d of %d, local devices %s", jax.process_index(),
+               jax.process_count(), jax.local_devices())
+  try:
+    train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+  except train.NonFiniteLossError as e:
+    logging.error("%s", e)
+    raise SystemExit(f"error: {e}") from None
+
+
+if __name__ == "__main__":
+  flags.mark_flags_as_required(["config"])
+  app.run(main)

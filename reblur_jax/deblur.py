@@ -1,0 +1,159 @@
+r"""Deblurs your video: `python -m reblur_jax.deblur --checkpoint=CKPT --input=PATH --output=DIR`.
+
+CKPT is a training workdir (its newest checkpoint) or one checkpoint, `<workdir>/checkpoints/<step>`;
+PATH a folder of frames (sorted by name) or a video file. DIR receives one PNG per frame (named
+after the input frames, `000000.png`... for a video) and, for a video input,
+`<name>_deblurred.mp4` at the input's frame rate.
+
+  python -m reblur_jax.deblur --checkpoint=runs/dvd_reblur --input=shaky.mp4 --output=out/
+
+--adapt_steps=N first fine-tunes the network on this very video with the self-supervised reblur
+loss of training (the paper's single-video fine-tuning, Table 4), then deblurs it; it needs a
+FlowNetS: the checkpoint's own if its run had one, else --flow_checkpoint. Labeled clips can be
+mixed in with --labeled_dataset. docs/evaluation.md has the details.
+
+  python -m reblur_jax.deblur --checkpoint=runs/dvd_reblur --input=shaky.mp4 --output=out/ \
+      --adapt_steps=200
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import ml_collections
+import numpy as np
+import tqdm
+from absl import app
+from absl import flags
+
+from reblur_jax import checkpoint as checkpoint_lib
+from reblur_jax.evaluation import adapt as adapt_lib
+from reblur_jax.evaluation import inference
+from reblur_jax.evaluation import networks
+from reblur_jax.evaluation import video
+
+PyTree = Any
+
+
+def deblur(checkpoint: str, input_path: str, output: str, *, overwrite: bool = False,
+           adapt_steps: int = 0, adapt_learning_rate: float = adapt_lib.LEARNING_RATE,
+           adapt_batch_size: int | None = None, flow_checkpoint: str | None = None,
+           labeled_dataset: str | None = None, data_dir: str | None = None,
+           tile: int | None = None) -> dict[str, list[str]]:
+  """Deblurs the video at `input_path` into `output` (module docstring); returns what it wrote.
+
+  Every input is checked before any network runs.
+
+  Raises:
+    FileNotFoundError: no input, no checkpoint, or (adapting) no flow network.
+    ValueError: unreadable input (`CorruptFrameError`), a checkpoint of the wrong model
+      (`networks.ModelMismatchError`).
+    FileExistsError: `output` holds files of the same names, and not `overwrite`.
+  """
+  clip = video.read(input_path)
+  stem = os.path.splitext(os.path.basename(os.path.normpath(input_path)))[0]
+  paths = video.output_paths(output, clip, stem=f"{stem}_deblurred")
+  video.check_output(output, paths, overwrite=overwrite)
+
+  run = networks.restore_run(checkpoint)
+  config = run.config
+  module = networks.create_deblur(config)
+  variables = networks.run_variables(run, "deblur", source=checkpoint)
+  networks.check_variables(module, variables, source=checkpoint,
+                           model=networks.describe(config.model, config.model_kwargs))
+  if adapt_steps:
+    config = adapt_lib.adaptation_config(
+        config, steps=adapt_steps, frame_size=clip.frames.shape[1:3],
+        learning_rate=adapt_learning_rate, batch_size=adapt_batch_size,
+        labeled_dataset=labeled_dataset, data_dir=data_dir)
+    flow = flow_variables(run, config, flow_checkpoint)
+    variables, _ = adapt_lib.adapt(config, {"deblur": variables, "flow": flow}, clip.frames)
+
+  restored = deblur_frames(networks.deblur_fn(module, variables), clip.frames,
+                           module.num_input_frames, tile=tile)
+  video.write(paths, restored, fps=clip.fps)
+  return paths
+
+
+def flow_variables(run, config: ml_collections.ConfigDict, flow_checkpoint: str | None
+                    ) -> PyTree:
+  """FlowNetS for adaptation: the run's own, else `flow_checkpoint`'s.
+
+  A training run given as `flow_checkpoint` brings its `flow_model_kwargs` into `config`.
+  """
+  if "flow" in run.state["params"]:
+    return networks.run_variables(run, "flow", source="the checkpoint")
+  if not flow_checkpoint:
+    raise FileNotFoundError(
+        "--adapt_steps needs a FlowNetS for the reblur loss, and the checkpoint's run had none "
+        "(it was trained without unlabeled clips). Pass --flow_checkpoint=<a flow training "
+        "workdir, e.g. of configs/flownets_pretrain.py, or a variables directory>.")
+  if networks.is_run(flow_checkpoint):
+    flow_run = networks.restore_run(flow_checkpoint)
+    config.flow_model_kwargs = flow_run.config.flow_model_kwargs
+    variables = networks.run_variables(flow_run, "flow", source=flow_checkpoint)
+  else:
+    variables = checkpoint_lib.load_variables(os.path.expanduser(flow_checkpoint))
+  networks.check_variables(networks.create_flow(config), variables, source=flow_checkpoint,
+                           model=networks.describe("flownets", config.flow_model_kwargs))
+  return variables
+
+
+def deblur_frames(fn: inference.DeblurFn, frames: np.ndarray, window: int, *,
+                  tile: int | None = None) -> np.ndarray:
+  """Restores every frame of `uint8 [N, H, W, 3]` from its `window`-frame clip; `uint8` out."""
+  clips = video.Clips(frames, window)
+  shape = (1, window) + frames.shape[1:]
+  tile = inference.choose_tile(fn, shape, tile=tile)
+  restored = np.empty_like(frames)
+  for index in tqdm.trange(len(clips), desc="deblur", unit="frame", dynamic_ncols=True):
+    windows = clips[index]["blurry"][None].astype(np.float32) / np.float32(255.0)
+    output = inference.restore(fn, windows, tile=tile)[0]
+    restored[index] = np.round(np.clip(output, 0.0, 1.0) * 255.0).astype(np.uint8)
+  return restored
+
+
+def _define_flags() -> None:
+  """Flags, defined only when run as a program (importing this module defines none)."""
+  flags.DEFINE_string("checkpoint", None, "Training workdir or <workdir>/checkpoints/<step>.",
+                      required=True)
+  flags.DEFINE_string("input", None, "Folder of frames or a video file.", required=True)
+  flags.DEFINE_string("output", None, "Folder for the deblurred frames (and video).",
+                      required=True)
+  flags.DEFINE_bool("overwrite", False, "Replace files of the same names in --output.")
+  flags.DEFINE_integer("adapt_steps", 0, "Fine-tune on the input with the reblur loss for this "
+                       "many steps first (0: no adaptation).")
+  flags.DEFINE_float("adapt_learning_rate", adapt_lib.LEARNING_RATE, "Adam's rate for adapting.")
+  flags.DEFINE_integer("adapt_batch_size", None, "Clips per adaptation step (default: the "
+                       "checkpoint config's batch_size).")
+  flags.DEFINE_string("flow_checkpoint", None, "FlowNetS for adapting when the checkpoint has "
+                      "none: a training workdir or a variables directory.")
+  flags.DEFINE_string("labeled_dataset", None, "Prepared labeled set to mix into adaptation, "
+                      "e.g. gopro/blur_t7.")
+  flags.DEFINE_string("data_dir", None, "TFDS data directory of --labeled_dataset.")
+  flags.DEFINE_integer("tile", None, "Tile side in pixels; 0: whole frames (default: whole "
+                       "frames unless they do not fit in device memory).")
+
+
+def main(argv: Sequence[str]) -> None:
+  if len(argv) > 1:
+    raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+  args = flags.FLAGS
+  try:
+    paths = deblur(args.checkpoint, args.input, args.output, overwrite=args.overwrite,
+                   adapt_steps=args.adapt_steps, adapt_learning_rate=args.adapt_learning_rate,
+                   adapt_batch_size=args.adapt_batch_size, flow_checkpoint=args.flow_checkpoint,
+                   labeled_dataset=args.labeled_dataset, data_dir=args.data_dir, tile=args.tile)
+  except (FileNotFoundError, FileExistsError, ValueError) as e:  # The message says what to fix.
+    sys.exit(f"error: {e}")
+  written = f"{len(paths['frames'])} frames" + (f" and {paths['video'][0]}" if "video" in paths
+                                                 else "")
+  print(f"Wrote {written} to {os.path.abspath(args.output)}.")
+
+
+if __name__ == "__main__":
+  _define_flags()
+  app.run(main)

@@ -1,0 +1,124 @@
+"""Test-time adaptation: fine-tuning a deblur network on the very video it is about to deblur.
+
+The paper's single-image / group fine-tuning (Sec. 4.3, Table 4): the self-supervised reblur loss
+`L_U` on clips of the video (the unlabeled set U), optionally mixed with labeled clips (`L_S`).
+It is the training run of the checkpoint's own config with other data: `train.create_run` builds
+the optimiser, the train state and the data-parallel step (losses, blur model, frozen BatchNorm
+and FlowNetS as configured), and the input pipeline cuts random crops from the video's clips.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from typing import Any
+
+import jax
+import ml_collections
+import numpy as np
+import tqdm
+from absl import logging
+
+from reblur_jax import checkpoint
+from reblur_jax.data import pipeline
+from reblur_jax.evaluation import video
+from reblur_jax.training import sharding
+from reblur_jax.training import state as state_lib
+from reblur_jax.training import summaries
+from reblur_jax.training import train
+
+PyTree = Any
+LEARNING_RATE = 1e-4  # The paper's fine-tuning rate.
+LABELED_FRACTION = 0.5  # Labeled share of a batch when labeled clips are mixed in, by default.
+
+
+def adaptation_config(config: ml_collections.ConfigDict, *, steps: int, frame_size: tuple[int, int],
+                      learning_rate: float = LEARNING_RATE, batch_size: int | None = None,
+                      labeled_dataset: str | None = None, data_dir: str | None = None
+                      ) -> ml_collections.ConfigDict:
+  """The checkpoint's training config, turned into fine-tuning on one video.
+
+  Args:
+    config: the config the checkpoint was trained with.
+    steps: optimiser steps.
+    frame_size: `(H, W)` of the video; crops are at most this large.
+    learning_rate: Adam's rate.
+    batch_size: clips per step (None: the config's).
+    labeled_dataset: a prepared labeled set to mix in ("name/config"), or None for the video
+      alone; `config.unlabeled_fraction` of each batch is then video (0.5 if the config had none).
+    data_dir: where `labeled_dataset` is prepared.
+  """
+  if steps < 1:
+    raise ValueError(f"adapt_steps must be >= 1 to adapt, got {steps}.")
+  config = ml_collections.ConfigDict(config.to_dict())
+  config.task = "deblur"
+  config.num_train_steps = steps
+  config.learning_rate = learning_rate
+  config.batch_size = batch_size or config.batch_size
+  config.crop_size = min(config.crop_size, *frame_size)
+  if labeled_dataset:
+    config.labeled_dataset = labeled_dataset
+    config.data_dir = data_dir or config.data_dir
+    if not 0 < config.unlabeled_fraction < 1:
+      config.unlabeled_fraction = LABELED_FRACTION
+  else:
+    config.unlabeled_fraction = 1.0
+  return config
+
+
+def adapt(config: ml_collections.ConfigDict, variables: dict[str, PyTree], frames: np.ndarray,
+          *, log_every: int | None = None) -> tuple[PyTree, list[dict[str, float]]]:
+  """Fine-tunes the deblur network on `frames` with the run's losses.
+
+  Args:
+    config: an `adaptation_config`.
+    variables: `{'deblur': ..., 'flow': ...}`, each `{'params', 'batch_stats'?}` (host arrays).
+    frames: the video, `uint8 [N, H, W, 3]`.
+    log_every: steps between logged metric means (None: about ten times in all).
+
+  Returns:
+    `(deblur variables, history)`: the adapted `{'params', 'batch_stats'?}` as host arrays, and
+    the logged means (`{'step', 'loss', 'loss_reblur', 'psnr_reblur', ...}`).
+
+  Raises:
+    train.NonFiniteLossError: the loss became NaN or inf.
+  """
+  train.validate_config(config, jax.device_count())
+  steps = config.num_train_steps
+  log_every = log_every or max(1, steps // 10)
+  mesh = sharding.create_mesh()
+  networks = state_lib.create_networks(config)
+  sizes = train.batch_sizes(config)
+  with tempfile.TemporaryDirectory() as directory:
+    # create_run starts from the configured init checkpoints (variables directories).
+    config = ml_collections.ConfigDict(config.to_dict())
+    config.init_checkpoint, config.flow_init_checkpoint = (
+        checkpoint.save_variables(os.path.join(directory, name), variables[name])
+        for name in ("deblur", "flow"))
+    run = train.create_run(config, networks, mesh,
+                           steps_per_epoch=math.ceil(len(frames) / sizes["unlabeled"]))
+  batches = pipeline.create_train_iterator(
+      labeled=config.labeled_dataset if sizes["labeled"] else None,
+      unlabeled=video.Clips(frames, run.clip_length), labeled_batch_size=sizes["labeled"],
+      unlabeled_batch_size=sizes["unlabeled"], crop_size=config.crop_size,
+      clip_length=run.clip_length, seed=config.seed, data_dir=config.data_dir or None)
+
+  state, pending, history = run.state, summaries.StepMetrics(), []
+  with tqdm.tqdm(total=steps, desc="adapt", unit="step", dynamic_ncols=True) as bar:
+    for step in range(1, steps + 1):
+      state, metrics = run.train_step(state, sharding.global_batch(next(batches), mesh))
+      pending.add(step, metrics)
+      bar.update()
+      if step % log_every == 0 or step == steps:
+        bad = pending.fetch()
+        if bad is not None:
+          raise train.NonFiniteLossError(
+              f"The adaptation loss is {bad[1]} at step {bad[0]}; lower --adapt_learning_rate.")
+        history.append({"step": step, **pending.mean()})
+        bar.set_postfix(loss_reblur=f"{history[-1]['loss_reblur']:.4g}")
+        logging.info("Adaptation step %d: %s", step, history[-1])
+  adapted = {"params": state.params["deblur"]}
+  if "deblur" in state.batch_stats:
+    adapted["batch_stats"] = state.batch_stats["deblur"]
+  return jax.device_get(adapted), history

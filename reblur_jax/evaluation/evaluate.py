@@ -1,0 +1,171 @@
+"""Scoring a checkpoint on labeled sets at native resolution, against its baseline and the input.
+
+`evaluate(config, workdir)` restores a training checkpoint, and the variables it was fine-tuned
+from (`config.init_checkpoint`, the "baseline"), restores every clip of the configured evaluation
+sets with both, and writes to `<workdir>/eval/`:
+
+* `report.md` and `report.json` (`report.py`): PSNR / SSIM of the blurry input, the baseline and
+  the fine-tuned network per data set and per sequence, and the time per frame at 1280x720;
+* `grid_<set>_<split>_<sequence>_<frame>.png`: blurry | baseline | fine-tuned | sharp over a
+  zoomed crop (`grids.py`), for a few frames spread over each set;
+* TensorBoard summaries of the same (means as scalars, grids as images) at the checkpoint's step.
+
+Each clip is read from its TFDS data source in order; the network sees the window of its
+`num_input_frames` frames centred on the clip's middle frame, which the data sets replicate-pad
+at the ends of sequences (DVD: frames `[0, 0, 0, 1, 2]` for the first frame).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import tqdm
+from absl import logging
+from clu import metric_writers
+from PIL import Image
+
+from reblur_jax import metrics
+from reblur_jax.data import pipeline
+from reblur_jax.evaluation import grids
+from reblur_jax.evaluation import inference
+from reblur_jax.evaluation import networks
+from reblur_jax.evaluation import report as report_lib
+
+EVAL_DIR = "eval"
+
+
+@jax.jit
+def _scores(images: jax.Array, sharp: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """PSNR and SSIM of `[k, H, W, 3]` images, clamped and rounded to 8 bits, against `sharp`."""
+  saved = metrics.quantize(images)
+  sharp = jnp.broadcast_to(sharp, saved.shape)
+  return metrics.psnr(saved, sharp), metrics.ssim(saved, sharp)
+
+
+def parse_datasets(specs: Sequence[str], default_split: str) -> list[tuple[str, str]]:
+  """`["dvd/default_t7:test30", "gopro/blur_t7"]` -> `[(name, split), ...]`, the split
+  `default_split` where none is given."""
+  pairs = []
+  for spec in specs:
+    name, _, split = spec.partition(":")
+    if not name:
+      raise ValueError(f"datasets: expected 'name[/config][:split]', got {spec!r}.")
+    pairs.append((name, split or default_split))
+  return pairs
+
+
+def evaluate(config: ml_collections.ConfigDict | None, workdir: str | os.PathLike, *,
+             checkpoint: str | None = None, datasets: Sequence[str] | None = None,
+             data_dir: str | None = None, max_clips: int = -1, tile: int | None = None,
+             timing_size: tuple[int, int] | None = inference.PAPER_SIZE,
+             num_grids: int = 2) -> dict:
+  """Evaluates a checkpoint; writes and returns the report (module docstring).
+
+  Args:
+    config: the run's settings: `model`, `model_kwargs`, `init_checkpoint` (the baseline; ""
+      for none), `eval_dataset`, `eval_split`, `data_dir`. None: the checkpoint's own config.
+    workdir: the training workdir; reports go to `<workdir>/eval`.
+    checkpoint: the checkpoint to score (a workdir or `<workdir>/checkpoints/<step>`); None:
+      the newest in `workdir`.
+    datasets: data sets as "name[/config][:split]" (split default: `config.eval_split`); None:
+      `config.eval_dataset` alone.
+    data_dir: where the data sets are prepared; None: `config.data_dir` (or TFDS's default).
+    max_clips: score at most this many clips per data set (-1: all).
+    tile: `inference.choose_tile`'s argument (None: whole frames unless memory requires tiles).
+    timing_size: `(H, W)` of the timed frames; None skips timing.
+    num_grids: comparison pictures per data set.
+
+  Raises:
+    FileNotFoundError: no checkpoint, or a data set that is not prepared.
+    networks.ModelMismatchError: the checkpoint or the baseline holds another model than the
+      config describes.
+  """
+  workdir = os.path.abspath(os.fspath(workdir))
+  source = os.path.abspath(checkpoint) if checkpoint else workdir
+  run = networks.restore_run(source)
+  config = run.config if config is None else config
+  module = networks.create_deblur(config)
+  model = networks.describe(config.model, config.model_kwargs)
+  finetuned = networks.run_variables(run, "deblur", source=source)
+  networks.check_variables(module, finetuned, source=source, model=model)
+  baseline = config.get("init_checkpoint") or None
+  fns = {"finetuned": networks.deblur_fn(module, finetuned)}
+  if baseline:
+    fns = {"baseline": networks.deblur_fn(
+        module, networks.load_variables(baseline, module, model=model)), **fns}
+
+  directory = os.path.join(workdir, EVAL_DIR)
+  os.makedirs(directory, exist_ok=True)
+  writer = metric_writers.create_default_writer(directory, asynchronous=False)
+  datasets = parse_datasets(datasets or [config.eval_dataset], config.eval_split)
+  data_dir = data_dir or config.get("data_dir") or None
+  entries = [
+      _evaluate_dataset(fns, module.num_input_frames, name, split, data_dir=data_dir,
+                        max_clips=max_clips, tile=tile, num_grids=num_grids,
+                        directory=directory, writer=writer, step=run.step)
+      for name, split in datasets]
+
+  seconds, timing_tile = None, None
+  if timing_size:
+    seconds, timing_tile = inference.time_per_frame(
+        fns["finetuned"], module.num_input_frames, tuple(timing_size), tile=tile)
+  report = {
+      "checkpoint": source, "step": run.step, "model": model,
+      "window": module.num_input_frames, "baseline": baseline,
+      "device": inference.device_description(), "time_per_frame_s": seconds,
+      "timing_size": list(timing_size) if timing_size else None, "timing_tile": timing_tile,
+      "datasets": entries,
+  }
+  paths = report_lib.write(directory, report)
+  writer.write_scalars(run.step, {
+      f"{entry['name']}:{entry['split']}/{column}_{metric}": value
+      for entry in entries for column, scores in entry["mean"].items()
+      for metric, value in scores.items()})
+  writer.close()
+  logging.info("Wrote %s and %s.", *paths)
+  return report
+
+
+def _evaluate_dataset(fns: dict, window: int, name: str, split: str, *, data_dir: str | None,
+                      max_clips: int, tile: int | None, num_grids: int, directory: str,
+                      writer: metric_writers.MetricWriter, step: int) -> dict:
+  """Scores every clip of one data set; writes its grids; returns its `report.summarize` entry."""
+  source = pipeline.data_source(name, split, data_dir)
+  count = len(source) if max_clips < 0 else min(max_clips, len(source))
+  shown = set(np.linspace(0, count - 1, num_grids).round().astype(int)) if num_grids else set()
+  tiles, rows = {}, []
+  for index in tqdm.trange(count, desc=f"{name}:{split}", unit="frame", dynamic_ncols=True):
+    example = source[index]
+    if "sharp" not in example:
+      raise ValueError(f"{name} has no sharp frames to score against; evaluate on a labeled "
+                       "set (synthetic_blur, gopro, dvd) and deblur unlabeled video with "
+                       "`python -m reblur_jax.deblur`.")
+    clip = pipeline.augment_clip(example, np.random.default_rng(0), keys=("blurry", "sharp"),
+                                 clip_length=window, flips=False)
+    windows, sharp = clip["blurry"][None], clip["sharp"][window // 2]
+    if windows.shape not in tiles:
+      tiles[windows.shape] = inference.choose_tile(fns["finetuned"], windows.shape, tile=tile)
+    images = {"blurry": windows[0, window // 2]}
+    images.update({column: inference.restore(fn, windows, tile=tiles[windows.shape])[0]
+                   for column, fn in fns.items()})
+    psnr, ssim = jax.device_get(_scores(np.stack(list(images.values())), sharp))
+    sequence = _text(example["sequence"])
+    rows.append({"sequence": sequence, "frame": int(example["frame"]),
+                 **{column: {"psnr": float(p), "ssim": float(s)}
+                    for column, p, s in zip(images, psnr, ssim)}})
+    if index in shown:
+      panels = {report_lib.COLUMNS[c]: metrics.quantize(x) for c, x in images.items()}
+      grid = grids.comparison({**panels, "sharp": sharp})
+      label = f"{name.replace('/', '_')}_{split}_{sequence}_{int(example['frame']):06d}"
+      Image.fromarray(grid).save(os.path.join(directory, f"grid_{label}.png"))
+      writer.write_images(step, {f"{name}:{split}/{sequence}_{int(example['frame'])}": grid[None]})
+  return report_lib.summarize(rows, name=name, split=split)
+
+
+def _text(value) -> str:
+  return value.decode() if isinstance(value, bytes) else str(value)

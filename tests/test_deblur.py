@@ -1,0 +1,239 @@
+"""`python -m reblur_jax.deblur` on a frame folder and a video file, with and without test-time
+adaptation, and its errors for bad input. Uses the tiny run of test_evaluate.py."""
+
+import dataclasses
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import imageio.v3 as iio
+import jax
+import ml_collections
+import numpy as np
+import pytest
+
+from reblur_jax import deblur
+from reblur_jax.data import synthetic
+from reblur_jax.data.builders import clips as clips_lib
+from reblur_jax.data.builders import frames as frames_lib
+from reblur_jax.evaluation import adapt
+from reblur_jax.evaluation import networks
+from reblur_jax.evaluation import video
+from reblur_jax.training import restore_checkpoint
+
+import test_evaluate
+
+NUM_FRAMES = 6
+# imageio runs ffmpeg in a subprocess, which JAX's fork warning cannot tell from a real fork.
+pytestmark = pytest.mark.filterwarnings("ignore:os.fork:RuntimeWarning")
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+  return test_evaluate.tiny_run(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory):
+  """A folder of 45x61 frames (sides not multiples of DVD's 8) and a 44x60 video file."""
+  root = tmp_path_factory.mktemp("inputs")
+  frames = synthetic.render_sequence(5, split="test", num_frames=NUM_FRAMES, height=45,
+                                     width=61)["blurry"]
+  (root / "frames").mkdir()
+  for i, frame in enumerate(frames):
+    iio.imwrite(root / "frames" / f"blurry_{i:02d}.png", frame)
+  iio.imwrite(root / "clip.mp4", frames[:, :44, :60], plugin="FFMPEG", fps=12, codec="libx264",
+              macro_block_size=1)
+  return {"folder": str(root / "frames"), "frames": frames, "video": str(root / "clip.mp4"),
+          "video_frames": iio.imread(root / "clip.mp4", plugin="FFMPEG")}
+
+
+@pytest.fixture(scope="module")
+def network(run):
+  restored = restore_checkpoint(run.workdir)
+  module = networks.create_deblur(restored.config)
+  return module, restored, jax.jit(lambda v, x: module.apply(v, x, train=False))
+
+
+def _expected(network, frames, variables=None):
+  """Each frame restored from its 5-frame window, the ends replicate-padded; uint8."""
+  module, restored, apply = network
+  variables = variables or networks.run_variables(restored, "deblur", source="run")
+  out = []
+  for i in range(len(frames)):
+    window = frames[np.clip(np.arange(i - 2, i + 3), 0, len(frames) - 1)] / np.float32(255)
+    out.append(np.asarray(apply(variables, window[None].astype(np.float32)))[0])
+  return np.round(np.clip(np.stack(out), 0, 1) * 255).astype(np.uint8)
+
+
+def _read_pngs(paths):
+  return np.stack([iio.imread(p) for p in paths])
+
+
+def _assert_frames_close(actual, expected):
+  # One 8-bit level: jit of a different batch layout may round differently.
+  assert actual.shape == expected.shape
+  assert np.abs(actual.astype(int) - expected).max() <= 1
+
+
+def test_clips_are_the_datasets_replicate_padded_windows():
+  frames = np.arange(6)[:, None, None, None] * np.ones((1, 2, 2, 3), np.uint8)
+  ours = [video.Clips(frames, 7)[i]["blurry"][:, 0, 0, 0].tolist() for i in range(6)]
+  source = [frames_lib.Frame(i, {"blurry": f}) for i, f in enumerate(frames)]
+  theirs = [[f.index for f in w] for w in clips_lib.windows(source, 7)]
+  assert ours == theirs and ours[0] == [0, 0, 0, 0, 1, 2, 3]
+
+
+def test_a_frame_folder_is_deblurred_at_its_own_size(run, inputs, network, tmp_path):
+  paths = deblur.deblur(run.workdir, inputs["folder"], str(tmp_path))
+  assert [os.path.basename(p) for p in paths["frames"]] == [
+      f"blurry_{i:02d}.png" for i in range(NUM_FRAMES)]
+  assert "video" not in paths
+  _assert_frames_close(_read_pngs(paths["frames"]), _expected(network, inputs["frames"]))
+
+
+def test_a_video_file_gives_frames_and_a_video(run, inputs, network, tmp_path):
+  paths = deblur.deblur(run.workdir, inputs["video"], str(tmp_path))
+  restored = _read_pngs(paths["frames"])
+  _assert_frames_close(restored, _expected(network, inputs["video_frames"]))
+  assert paths["video"] == [str(tmp_path / "clip_deblurred.mp4")]
+  written = iio.imread(paths["video"][0], plugin="FFMPEG")
+  assert written.shape == restored.shape  # Lossy, so only the size and length are exact.
+  assert iio.immeta(paths["video"][0], plugin="FFMPEG")["fps"] == 12
+
+
+def test_a_video_is_deblurred_after_adapting_to_it(run, inputs, network, tmp_path,
+                                                   monkeypatch):
+  _, restored, _ = network
+  adapted, real_adapt = [], adapt.adapt  # What the command's adaptation returned.
+  def spy(*args, **kwargs):
+    adapted.append(real_adapt(*args, **kwargs))
+    return adapted[-1]
+  monkeypatch.setattr(adapt, "adapt", spy)
+  step = os.path.join(run.workdir, "checkpoints", "2")  # One checkpoint rather than the workdir.
+  paths = deblur.deblur(step, inputs["video"], str(tmp_path), adapt_steps=2,
+                        adapt_batch_size=2, adapt_learning_rate=1e-2)
+
+  (variables, history), = adapted
+  assert [h["step"] for h in history] == [1, 2]
+  assert all(np.isfinite(h["loss_reblur"]) and "loss_supervised" not in h for h in history)
+  before = networks.run_variables(restored, "deblur", source="run")
+  changed = jax.tree.map(lambda a, b: not np.array_equal(a, b), before["params"],
+                         variables["params"])
+  assert all(jax.tree.leaves(changed))
+  # Fine-tuning keeps BatchNorm statistics frozen (config.train_mode is False).
+  jax.tree.map(np.testing.assert_array_equal, before["batch_stats"], variables["batch_stats"])
+  # The frames are those of the adapted network, not of the checkpoint's.
+  frames = _read_pngs(paths["frames"])
+  _assert_frames_close(frames, _expected(network, inputs["video_frames"], variables))
+  assert np.abs(frames.astype(int) - _expected(network, inputs["video_frames"])).max() > 1
+  assert os.path.exists(paths["video"][0])
+
+
+def test_adaptation_settings(network):
+  _, restored, _ = network
+  config = adapt.adaptation_config(restored.config, steps=5, frame_size=(45, 61))
+  assert (config.unlabeled_fraction, config.num_train_steps, config.crop_size) == (1.0, 5, 32)
+  assert config.learning_rate == 1e-4 and config.batch_size == restored.config.batch_size
+  # Labeled clips mixed in: half of each batch, as the reblur runs do.
+  config = adapt.adaptation_config(restored.config, steps=5, frame_size=(24, 61),
+                                   labeled_dataset="gopro/blur_t7", data_dir="/data")
+  assert (config.labeled_dataset, config.data_dir) == ("gopro/blur_t7", "/data")
+  assert config.unlabeled_fraction == 0.5 and config.crop_size == 24
+  with pytest.raises(ValueError, match="adapt_steps must be >= 1"):
+    adapt.adaptation_config(restored.config, steps=-1, frame_size=(45, 61))
+
+
+def _without_flow(restored):
+  """The restored run as if trained without unlabeled clips (no FlowNetS)."""
+  params = {"deblur": restored.state["params"]["deblur"]}
+  return dataclasses.replace(restored, state={**restored.state, "params": params})
+
+
+def test_adapting_without_a_flow_network_asks_for_one(network):
+  _, restored, _ = network
+  with pytest.raises(FileNotFoundError, match="--flow_checkpoint"):
+    deblur.flow_variables(_without_flow(restored), restored.config, None)
+
+
+def test_flow_network_from_another_run_or_a_variables_directory(run, network):
+  _, restored, _ = network
+  expected = networks.run_variables(restored, "flow", source="run")
+  config = ml_collections.ConfigDict(restored.config.to_dict())
+  config.flow_model_kwargs = {"width": 1.0}
+  # A training run brings its own FlowNetS width.
+  flow = deblur.flow_variables(_without_flow(restored), config, run.workdir)
+  assert config.flow_model_kwargs.width == restored.config.flow_model_kwargs.width
+  jax.tree.map(np.testing.assert_array_equal, flow, expected)
+  flow = deblur.flow_variables(_without_flow(restored), config,
+                               os.path.join(run.workdir, "variables", "flow"))
+  jax.tree.map(np.testing.assert_array_equal, flow, expected)
+  with pytest.raises(networks.ModelMismatchError, match=r"baseline does not hold a flownets\("):
+    deblur.flow_variables(_without_flow(restored), config, run.baseline)
+
+
+# ----------------------------------------------------------------------------- bad input
+
+
+def test_missing_input(run, tmp_path):
+  with pytest.raises(FileNotFoundError, match="--input: nothing at"):
+    deblur.deblur(run.workdir, str(tmp_path / "nope.mp4"), str(tmp_path / "out"))
+
+
+def test_folder_without_images(run, tmp_path):
+  with pytest.raises(FileNotFoundError, match="No image files"):
+    deblur.deblur(run.workdir, str(tmp_path), str(tmp_path / "out"))
+
+
+def test_corrupt_frame_is_named(run, inputs, tmp_path):
+  folder = tmp_path / "frames"
+  shutil.copytree(inputs["folder"], folder)
+  (folder / "blurry_03.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+  with pytest.raises(frames_lib.CorruptFrameError, match="blurry_03.png"):
+    deblur.deblur(run.workdir, str(folder), str(tmp_path / "out"))
+
+
+def test_not_a_video_file(run, tmp_path):
+  (tmp_path / "notes.txt").write_text("not a video")
+  with pytest.raises(ValueError, match="is not a video file"):
+    deblur.deblur(run.workdir, str(tmp_path / "notes.txt"), str(tmp_path / "out"))
+
+
+def test_corrupt_video(run, tmp_path):
+  (tmp_path / "broken.mp4").write_bytes(bytes(range(256)) * 8)
+  with pytest.raises(frames_lib.CorruptFrameError, match="broken.mp4"):
+    deblur.deblur(run.workdir, str(tmp_path / "broken.mp4"), str(tmp_path / "out"))
+
+
+def test_output_files_are_not_overwritten_unless_asked(run, inputs, tmp_path):
+  (tmp_path / "blurry_04.png").write_bytes(b"mine")
+  result = subprocess.run(
+      [sys.executable, "-m", "reblur_jax.deblur", f"--checkpoint={run.workdir}",
+       f"--input={inputs['folder']}", f"--output={tmp_path}"],
+      env=test_evaluate.subprocess_env(), capture_output=True, text=True, timeout=600)
+  assert result.returncode != 0
+  assert "error: --output:" in result.stderr and "--overwrite" in result.stderr
+  assert (tmp_path / "blurry_04.png").read_bytes() == b"mine"
+  deblur.deblur(run.workdir, inputs["folder"], str(tmp_path), overwrite=True)
+  assert iio.imread(tmp_path / "blurry_04.png").shape == (45, 61, 3)
+
+
+def test_checkpoint_of_another_model(run, inputs, tmp_path):
+  """A run whose config names DeblurGAN but whose variables are DVD's."""
+  step = tmp_path / "run" / "checkpoints" / "2"
+  shutil.copytree(os.path.join(run.workdir, "checkpoints", "2"), step)
+  with open(step / "config" / "metadata") as f:
+    config = json.load(f)
+  config.update(model="deblurgan", model_kwargs={"width": 0.0625, "dropout_rate": 0.0})
+  with open(step / "config" / "metadata", "w") as f:
+    json.dump(config, f)
+  with pytest.raises(networks.ModelMismatchError,
+                     match=r"does not hold a deblurgan\(dropout_rate=0.0, width=0.0625\)"):
+    deblur.deblur(str(tmp_path / "run"), inputs["folder"], str(tmp_path / "out"))
+
+
+def test_not_a_checkpoint(inputs, tmp_path):
+  with pytest.raises(FileNotFoundError, match="No checkpoint at"):
+    deblur.deblur(str(tmp_path / "nowhere"), inputs["folder"], str(tmp_path / "out"))

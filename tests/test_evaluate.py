@@ -1,0 +1,246 @@
+"""evaluate.py on a tiny fine-tuned run: the report's numbers, grids, TensorBoard, timing, errors.
+
+The tiny run (`tiny_run`, shared with test_deblur.py and test_notebook.py): a randomly initialised
+DVD (width 1/16) saved as the baseline, fine-tuned for 2 steps by configs/smoke.py's DVD-Reblur
+run (with FlowNetS) on the `tiny_t7` synthetic set, all in a temporary directory.
+"""
+
+import dataclasses
+import fcntl
+import functools
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+from PIL import Image
+from tensorboard.backend.event_processing import event_accumulator
+
+from reblur_jax import checkpoint
+from reblur_jax import metrics
+from reblur_jax import models
+from reblur_jax.data import pipeline
+from reblur_jax.evaluation import evaluate
+from reblur_jax.evaluation import inference
+from reblur_jax.evaluation import networks
+from reblur_jax.training import restore_checkpoint
+from reblur_jax.training import train
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+from configs import smoke  # noqa: E402  (configs/ is not a package on the path by itself)
+
+DATASET = "synthetic_blur/tiny_t7"
+TIMING = (48, 80)  # (H, W) of the timed frames: small, the tests only check that it is reported.
+
+
+@dataclasses.dataclass(frozen=True)
+class TinyRun:
+  workdir: str  # The fine-tuned run.
+  baseline: str  # Its init_checkpoint (variables directory).
+  data_dir: str  # TFDS data dir holding synthetic_blur/tiny_t7.
+
+  @classmethod
+  def at(cls, root: pathlib.Path) -> "TinyRun":
+    return cls(str(root / "run"), str(root / "baseline"), str(root / "tfds"))
+
+
+def once_per_session(tmp_path_factory, name: str, build) -> pathlib.Path:
+  """Runs `build(directory)` once per test session and returns `directory`.
+
+  Under xdist the workers share the session's base directory, and a lock makes one of them
+  build while the others wait for it.
+  """
+  base = tmp_path_factory.getbasetemp()
+  directory = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / name
+  directory.mkdir(exist_ok=True)
+  with open(directory / ".lock", "w") as lock:
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    if not (directory / ".done").exists():
+      build(directory)
+      (directory / ".done").touch()
+  return directory
+
+
+def tiny_run(tmp_path_factory) -> TinyRun:
+  """The tiny run (module docstring), trained once per test session."""
+  return TinyRun.at(once_per_session(tmp_path_factory, "tiny_run",
+                                     lambda root: _train_tiny_run(TinyRun.at(root))))
+
+
+def _train_tiny_run(run: TinyRun) -> None:
+  config = smoke.get_config()
+  config.data_dir = run.data_dir
+  config.num_train_steps = config.checkpoint_every_steps = config.eval_every_steps = 2
+  module = models.create(config.model, **config.model_kwargs)
+  clip = np.zeros((1, module.num_input_frames, 32, 32, 3), np.float32)
+  init = jax.jit(functools.partial(module.init, train=False))
+  checkpoint.save_variables(run.baseline, init(jax.random.key(1), clip))
+  config.init_checkpoint = run.baseline
+  train.train_and_evaluate(config, run.workdir)
+
+
+def subprocess_env():
+  """Subprocess environment: CPU, quiet TensorFlow."""
+  return {**os.environ, "JAX_PLATFORMS": "cpu", "TF_CPP_MIN_LOG_LEVEL": "3"}
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+  return tiny_run(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def evaluation(run, tmp_path_factory):
+  """`python evaluate.py` on the tiny run, its own config, every test clip, once per session.
+
+  Returns `(report dict, the eval directory)`.
+  """
+  def evaluate_run(workdir):
+    result = subprocess.run(
+        [sys.executable, os.path.join(REPO, "evaluate.py"), f"--workdir={workdir}",
+         f"--checkpoint={run.workdir}", f"--timing_size={TIMING[1]}x{TIMING[0]}"],
+        env=subprocess_env(), cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"## {DATASET}, split test" in result.stdout  # The table is printed too.
+
+  directory = once_per_session(tmp_path_factory, "evaluation", evaluate_run) / "eval"
+  with open(directory / "report.json") as f:
+    return json.load(f), directory
+
+
+def test_report_holds_the_scores_of_each_network_recomputed_here(run, evaluation):
+  report, _ = evaluation
+  restored = restore_checkpoint(run.workdir)
+  module = models.create("dvd", **restored.config.model_kwargs)
+  apply = jax.jit(functools.partial(module.apply, train=False))
+  variables = {"finetuned": networks.run_variables(restored, "deblur", source="run"),
+               "baseline": checkpoint.load_variables(run.baseline)}
+  source = pipeline.data_source(DATASET, "test", run.data_dir)
+  (entry,) = report["datasets"]
+  assert (entry["name"], entry["split"], entry["frames"]) == (DATASET, "test", len(source))
+  assert report["baseline"] == run.baseline and report["step"] == 2
+
+  for index in (0, 11):  # The first frame of a sequence (replicate-padded window) and another.
+    example = source[index]
+    row = entry["per_frame"][index]
+    assert (row["sequence"], row["frame"]) == (example["sequence"].decode(), example["frame"])
+    blurry = np.stack(example["blurry"]).astype(np.float32) / 255
+    sharp = np.stack(example["sharp"])[3].astype(np.float32) / 255
+    windows = blurry[None, 1:6]  # DVD's 5 frames around the middle of the 7-frame clip.
+    images = {"blurry": blurry[3]}
+    images.update({c: metrics.quantize(apply(v, windows)[0])
+                   for c, v in variables.items()})
+    for column, image in images.items():
+      assert row[column]["psnr"] == pytest.approx(float(metrics.psnr(image, sharp)), abs=1e-4)
+      assert row[column]["ssim"] == pytest.approx(float(metrics.ssim(image, sharp)), abs=1e-4)
+  # Two steps at lr 1e-3 moved the network: the columns differ.
+  assert entry["mean"]["baseline"]["psnr"] != entry["mean"]["finetuned"]["psnr"]
+
+
+def test_means_are_over_frames_and_sequences_and_match_the_markdown(evaluation):
+  report, directory = evaluation
+  (entry,) = report["datasets"]
+  rows = entry["per_frame"]
+  for column in ("blurry", "baseline", "finetuned"):
+    for metric in ("psnr", "ssim"):
+      values = [r[column][metric] for r in rows]
+      assert entry["mean"][column][metric] == pytest.approx(np.mean(values), abs=1e-9)
+      for sequence in entry["sequences"]:
+        mine = [r[column][metric] for r in rows if r["sequence"] == sequence["name"]]
+        assert sequence["frames"] == len(mine)
+        assert sequence["mean"][column][metric] == pytest.approx(np.mean(mine), abs=1e-9)
+  markdown = (directory / "report.md").read_text()
+  mean = entry["mean"]
+  assert (f"| **mean** | {entry['frames']} | {mean['blurry']['psnr']:.2f} / "
+          f"{mean['blurry']['ssim']:.4f} | {mean['baseline']['psnr']:.2f} / "
+          f"{mean['baseline']['ssim']:.4f} | {mean['finetuned']['psnr']:.2f} / "
+          f"{mean['finetuned']['ssim']:.4f} |") in markdown
+  assert all(f"| {s['name']} | {s['frames']} |" in markdown for s in entry["sequences"])
+
+
+def test_time_per_frame_and_device_are_reported(evaluation):
+  report, directory = evaluation
+  assert report["time_per_frame_s"] > 0
+  assert report["timing_size"] == list(TIMING) and report["timing_tile"] == 0
+  assert report["device"].startswith("CPU")
+  assert f"Time per frame at {TIMING[1]}x{TIMING[0]}:" in (directory / "report.md").read_text()
+
+
+def test_grids_are_written_as_png_and_to_tensorboard(evaluation):
+  _, directory = evaluation
+  grids = sorted(n for n in os.listdir(directory) if n.startswith("grid_"))
+  assert len(grids) == 2  # --num_grids default, spread over the set: first and last clip.
+  grid = np.asarray(Image.open(directory / grids[0]))
+  assert grid.shape[1] == 4 * 64 and grid.shape[0] > 2 * 64  # 4 panels over their crops.
+  events = event_accumulator.EventAccumulator(str(directory), size_guidance={"tensors": 0})
+  events.Reload()
+  tags = set(events.Tags()["tensors"])
+  assert f"{DATASET}:test/finetuned_psnr" in tags and f"{DATASET}:test/baseline_ssim" in tags
+  assert sum(tag.startswith(f"{DATASET}:test/test_") for tag in tags) == 2  # The grid images.
+
+
+def test_a_baseline_of_another_model_is_a_clear_error(run, tmp_path):
+  config = restore_checkpoint(run.workdir).config
+  deblurgan = models.create("deblurgan", width=1 / 16)
+  clip = np.zeros((1, 1, 32, 32, 3), np.float32)
+  shapes = jax.eval_shape(functools.partial(deblurgan.init, train=False), jax.random.key(0), clip)
+  config.init_checkpoint = checkpoint.save_variables(
+      tmp_path / "deblurgan", jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), shapes))
+  with pytest.raises(networks.ModelMismatchError,
+                     match=r"deblurgan does not hold a dvd\(frames=5, width=0.0625\) network"):
+    evaluate.evaluate(config, tmp_path, checkpoint=run.workdir, timing_size=None)
+
+
+def test_a_config_of_another_model_is_a_clear_error(run, tmp_path):
+  config = restore_checkpoint(run.workdir).config
+  config.model, config.model_kwargs = "deblurgan", {"width": 1 / 16}
+  with pytest.raises(networks.ModelMismatchError, match=r"does not hold a deblurgan\(width="):
+    evaluate.evaluate(config, tmp_path, checkpoint=run.workdir, timing_size=None)
+
+
+def test_an_unprepared_data_set_says_how_to_prepare_it(run, tmp_path):
+  with pytest.raises(FileNotFoundError, match="python -m reblur_jax.data.prepare gopro"):
+    evaluate.evaluate(None, tmp_path, checkpoint=run.workdir, datasets=["gopro/blur_t7:test"],
+                      data_dir=str(tmp_path), timing_size=None)
+
+
+def test_no_checkpoint_is_a_clear_error(tmp_path):
+  with pytest.raises(FileNotFoundError, match="No training checkpoint"):
+    evaluate.evaluate(None, tmp_path, timing_size=None)
+
+
+def test_dataset_specs_take_the_default_split():
+  assert evaluate.parse_datasets(["dvd/default_t7:test30", "gopro/blur"], "test") == [
+      ("dvd/default_t7", "test30"), ("gopro/blur", "test")]
+
+
+# ----------------------------------------------------------------------------- frames too large
+
+
+def _pointwise_with_memory_limit(windows):
+  """A 'network' that runs out of device memory on tiles larger than 128 x 128."""
+  if windows.shape[-3] * windows.shape[-2] > 128 * 128:
+    raise jax.errors.JaxRuntimeError("RESOURCE_EXHAUSTED: Out of memory allocating 1 GiB.")
+  return 0.5 * windows[:, windows.shape[1] // 2] + 0.25
+
+
+def test_frames_that_do_not_fit_are_restored_in_tiles():
+  windows = np.random.default_rng(0).random((1, 5, 300, 200, 3), np.float32)
+  tile = inference.choose_tile(_pointwise_with_memory_limit, windows.shape)
+  assert tile == 128
+  np.testing.assert_allclose(
+      inference.restore(_pointwise_with_memory_limit, windows, tile=tile),
+      0.5 * windows[:, 2] + 0.25, atol=1e-6)
+  assert inference.choose_tile(_pointwise_with_memory_limit, windows.shape, tile=0) == 0
+
+
+def test_other_device_errors_are_not_mistaken_for_memory():
+  def broken(windows):
+    raise jax.errors.JaxRuntimeError("INTERNAL: something else")
+  with pytest.raises(jax.errors.JaxRuntimeError, match="INTERNAL"):
+    inference.choose_tile(broken, (1, 5, 300, 200, 3))

@@ -1,0 +1,36 @@
+"""notebooks/restore_and_deblur.ipynb runs top to bottom on the tiny run of test_evaluate.py."""
+
+import os
+
+import nbclient
+import nbformat
+import pytest
+
+import test_evaluate
+
+NOTEBOOK = os.path.join(test_evaluate.REPO, "notebooks", "restore_and_deblur.ipynb")
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+  return test_evaluate.tiny_run(tmp_path_factory)
+
+
+def test_notebook_restores_the_run_and_shows_deblurred_and_reblurred_frames(run, monkeypatch):
+  notebook = nbformat.read(NOTEBOOK, as_version=4)
+  assert any(not cell.get("outputs") for cell in notebook.cells if cell.cell_type == "code")
+  for key, value in test_evaluate.subprocess_env().items():
+    monkeypatch.setenv(key, value)  # The kernel inherits this process's environment.
+  monkeypatch.setenv("REBLUR_CHECKPOINT", run.workdir)
+  # The kernel's inline backend draws the figure into the cell's output (agg would not).
+  monkeypatch.delenv("MPLBACKEND", raising=False)
+  nbclient.NotebookClient(notebook, timeout=300, kernel_name="python3",
+                          resources={"metadata": {"path": os.path.dirname(NOTEBOOK)}}).execute()
+
+  text = "".join(output.get("text", "") for cell in notebook.cells
+                 for output in cell.get("outputs", []) if output.output_type == "stream")
+  assert "Step 2 of a dvd(frames=5, width=0.0625) run with networks ['deblur', 'flow']" in text
+  assert "PSNR to the sharp frames: blurry" in text
+  assert "PSNR of the reblurred to the blurry frames" in text
+  figures = [output for output in notebook.cells[-1].outputs if "image/png" in output.get("data", {})]
+  assert len(figures) == 1

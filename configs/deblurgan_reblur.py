@@ -9,7 +9,11 @@ configs/deblurgan_supervised.py run, and a trained FlowNetS:
       --config.init_checkpoint=runs/deblurgan_supervised/variables/deblur \
       --config.flow_init_checkpoint=runs/flownets/variables/flow
 
-`:cpu` shrinks it for a laptop. Without data it uses the embedded synthetic set, as dvd_reblur.
+`:cpu` shrinks it for a laptop. Without data it uses the embedded synthetic set; `:gopro` and
+`:dvd` are the paper's runs on those sets, as in configs/dvd_reblur.py:
+
+  python train.py --config=configs/deblurgan_reblur.py:gopro --workdir=runs/deblurgan_reblur_gopro \
+      --config.init_checkpoint=ckpt/deblurgan --config.flow_init_checkpoint=ckpt/flownets
 """
 
 from configs import default
@@ -26,6 +30,5 @@ def get_config(variant: str = ""):
   config.unlabeled_split = "test"  # U: the blurry frames of the test videos, as in the paper.
   config.batch_size = 16
   config.crop_size = 128
-  if default.is_cpu(variant):
-    default.shrink_for_cpu(config, width=0.25, steps=150)
+  default.apply_variant(config, variant, cpu_steps=150)
   return config

@@ -21,6 +21,5 @@ def get_config(variant: str = ""):
   config.batch_size = 16
   config.crop_size = 128
   config.learning_rate = 1e-3  # From scratch; the paper's 1e-4 is for fine-tuning.
-  if default.is_cpu(variant):
-    default.shrink_for_cpu(config, width=0.25, steps=300)
+  default.apply_variant(config, variant, cpu_steps=300)
   return config

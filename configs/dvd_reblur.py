@@ -14,10 +14,16 @@ configs/flownets_pretrain.py runs:
       --config.init_checkpoint=runs/dvd_supervised/variables/deblur \
       --config.flow_init_checkpoint=runs/flownets/variables/flow
 
-With nothing downloaded it trains on the embedded synthetic set (prepared on first use); the log
-says how to point it at GoPro / DVD (then also --config.tau=1, the paper's exposure). Ablations:
---config.blur_model=warp (Table 3), --config.frames=2 (Table 5). `:cpu` is the same run at laptop
-scale (thin networks, 64-pixel frames; what `make demo` fine-tunes):
+With nothing downloaded it trains on the embedded synthetic set (prepared on first use). The
+paper's runs on real video (Table 2) are the `:gopro` and `:dvd` variants: S = the set's train
+split, U and evaluation = its test split, tau = 1; prepare the set first (docs/data.md) and start
+from the released weights:
+
+  python train.py --config=configs/dvd_reblur.py:dvd --workdir=runs/dvd_reblur_dvd \
+      --config.init_checkpoint=ckpt/dvd --config.flow_init_checkpoint=ckpt/flownets
+
+Ablations: --config.blur_model=warp (Table 3), --config.frames=2 (Table 5). `:cpu` is the
+synthetic run at laptop scale (thin networks, 64-pixel crops; what `make demo` fine-tunes):
 
   python train.py --config=configs/dvd_reblur.py:cpu --workdir=runs/demo/dvd_reblur \
       --config.init_checkpoint=runs/demo/dvd_supervised/variables/deblur \
@@ -39,6 +45,5 @@ def get_config(variant: str = ""):
   config.unlabeled_split = "test"  # U: the blurry frames of the test videos, as in the paper.
   config.batch_size = 16
   config.crop_size = 128
-  if default.is_cpu(variant):
-    default.shrink_for_cpu(config, width=0.25, steps=150)
+  default.apply_variant(config, variant, cpu_steps=150)
   return config

@@ -1,3 +1,39 @@
-"""reblur-jax: self-supervised video deblurring (Reblur2Deblur, Chen et al. 2018) in JAX/Flax."""
+"""reblur-jax: self-supervised video deblurring (Reblur2Deblur, Chen et al. 2018) in JAX/Flax.
+
+What a notebook or script needs:
+
+* `blur`: the differentiable blur formation model (`reblur`, `reblur_batch`, `kernel_table`);
+* `models`: DVD, the DeblurGAN generator and FlowNetS (`models.create(name, **kwargs)`);
+* `metrics`: PSNR and SSIM as the paper's tables report them;
+* `checkpoint`: network variables on disk (`save_variables`, `load_variables`);
+* `restore_checkpoint(workdir)`: a training run's newest checkpoint as NumPy arrays, on any machine;
+* `train_and_evaluate(config, workdir)`: what `train.py` runs;
+* `deblur_video(checkpoint, input_path, output, ...)`: what `python -m reblur_jax.deblur` runs.
+
+The training and inference entry points are imported on first use: they bring in the input
+pipeline and the summary writers, which the physics and the models alone do not need.
+"""
+
+import importlib
+
+from reblur_jax import blur
+from reblur_jax import checkpoint
+from reblur_jax import metrics
+from reblur_jax import models
 
 __version__ = "0.1.0"
+
+_LAZY = {  # Public name: (module, name there).
+    "restore_checkpoint": ("reblur_jax.training", "restore_checkpoint"),
+    "train_and_evaluate": ("reblur_jax.training", "train_and_evaluate"),
+    "deblur_video": ("reblur_jax.deblur", "deblur"),
+}
+
+__all__ = ["blur", "checkpoint", "metrics", "models", *_LAZY]
+
+
+def __getattr__(name: str):
+  if name not in _LAZY:
+    raise AttributeError(f"module 'reblur_jax' has no attribute {name!r}")
+  module, attribute = _LAZY[name]
+  return getattr(importlib.import_module(module), attribute)

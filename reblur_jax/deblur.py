@@ -70,7 +70,8 @@ def deblur(checkpoint: str, input_path: str, output: str, *, overwrite: bool = F
         learning_rate=adapt_learning_rate, batch_size=adapt_batch_size,
         labeled_dataset=labeled_dataset, data_dir=data_dir)
     flow = flow_variables(run, config, flow_checkpoint)
-    variables, _ = adapt_lib.adapt(config, {"deblur": variables, "flow": flow}, clip.frames)
+    clips = video.Clips(clip.frames, adapt_lib.clip_length(config))
+    variables, _ = adapt_lib.adapt(config, {"deblur": variables, "flow": flow}, clips)
 
   restored = deblur_frames(networks.deblur_fn(module, variables), clip.frames,
                            module.num_input_frames, tile=tile)

@@ -89,7 +89,15 @@ def test_windows_reject_even_clip_length():
 
 def test_configs_at_each_clip_length():
   names = {c.name: c.clip_length for c in synthetic_blur.SyntheticBlur.BUILDER_CONFIGS}
-  assert names == {"tiny": 3, "tiny_t7": 7, "train": 3, "train_t7": 7}
+  assert names == {"tiny": 3, "tiny_t7": 7, "train": 3, "train_t7": 7, "study": 3,
+                   "study_t7": 7}
+
+
+def test_test_split_can_move_faster_than_training():
+  study = synthetic_blur.SyntheticConfig(name="x", max_speed=8.0, test_max_speed=14.0)
+  assert (study.speed("train"), study.speed("test")) == (8.0, 14.0)
+  same = synthetic_blur.SyntheticConfig(name="y", max_speed=8.0)
+  assert (same.speed("train"), same.speed("test")) == (8.0, 8.0)
 
 
 # -- GoPro ----------------------------------------------------------------------------------------

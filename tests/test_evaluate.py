@@ -30,9 +30,9 @@ from reblur_jax.evaluation import networks
 from reblur_jax.training import restore_checkpoint
 from reblur_jax.training import train
 
+from configs import smoke  # The repository root is on pytest's path (pyproject.toml).
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO)
-from configs import smoke  # noqa: E402  (configs/ is not a package on the path by itself)
 
 DATASET = "synthetic_blur/tiny_t7"
 TIMING = (48, 80)  # (H, W) of the timed frames: small, the tests only check that it is reported.

@@ -1,8 +1,6 @@
 """Training pieces in-process: schedule, config checks, losses, metric buffering, one real step."""
 
 import importlib
-import os
-import sys
 
 import jax
 import jax.numpy as jnp
@@ -17,9 +15,8 @@ from reblur_jax.training import state as state_lib
 from reblur_jax.training import summaries
 from reblur_jax.training import train
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from configs import default  # noqa: E402  (the repository root holds configs/)
-from configs import smoke  # noqa: E402
+from configs import default  # The repository root is on pytest's path (pyproject.toml).
+from configs import smoke
 
 PAPER_CONFIGS = ("dvd_supervised", "deblurgan_supervised", "flownets_pretrain", "dvd_reblur",
                  "deblurgan_reblur")
@@ -38,6 +35,17 @@ def test_every_config_is_valid_and_documents_its_command(name, variant):
   networks = state_lib.create_networks(config)
   assert set(networks) == ({"flow"} if config.task == "flow" else
                            {"deblur", "flow"} if config.unlabeled_fraction else {"deblur"})
+
+
+def test_real_data_variants_use_the_paper_sets_and_exposure():
+  gopro = importlib.import_module("configs.dvd_reblur").get_config("gopro")
+  assert (gopro.labeled_dataset, gopro.unlabeled_dataset, gopro.eval_dataset) == (
+      "gopro/blur_t7",) * 3  # DVD reads 7-frame clips.
+  assert (gopro.labeled_split, gopro.unlabeled_split, gopro.tau) == ("train", "test", 1.0)
+  dvd = importlib.import_module("configs.deblurgan_reblur").get_config("dvd")
+  assert dvd.unlabeled_dataset == "dvd/default"  # DeblurGAN reads 3-frame clips.
+  with pytest.raises(ValueError, match="needs ground-truth flow"):
+    importlib.import_module("configs.flownets_pretrain").get_config("dvd")
 
 
 def test_unknown_config_variant_is_rejected():

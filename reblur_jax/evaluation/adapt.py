@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import os
 import tempfile
+from collections.abc import Sequence
 from typing import Any
 
 import jax
@@ -22,7 +23,6 @@ from absl import logging
 
 from reblur_jax import checkpoint
 from reblur_jax.data import pipeline
-from reblur_jax.evaluation import video
 from reblur_jax.training import sharding
 from reblur_jax.training import state as state_lib
 from reblur_jax.training import summaries
@@ -67,14 +67,23 @@ def adaptation_config(config: ml_collections.ConfigDict, *, steps: int, frame_si
   return config
 
 
-def adapt(config: ml_collections.ConfigDict, variables: dict[str, PyTree], frames: np.ndarray,
-          *, log_every: int | None = None) -> tuple[PyTree, list[dict[str, float]]]:
-  """Fine-tunes the deblur network on `frames` with the run's losses.
+def clip_length(config: ml_collections.ConfigDict) -> int:
+  """Frames per unlabeled clip that `adapt` needs under `config` (the training step's)."""
+  return train.clip_length(config, state_lib.create_networks(config))
+
+
+def adapt(config: ml_collections.ConfigDict, variables: dict[str, PyTree],
+          clips: Sequence[dict[str, np.ndarray]], *, log_every: int | None = None
+          ) -> tuple[PyTree, list[dict[str, float]]]:
+  """Fine-tunes the deblur network on unlabeled `clips` with the run's losses.
 
   Args:
     config: an `adaptation_config`.
     variables: `{'deblur': ..., 'flow': ...}`, each `{'params', 'batch_stats'?}` (host arrays).
-    frames: the video, `uint8 [N, H, W, 3]`.
+    clips: what to adapt to, a random-access source of `{'blurry': uint8 [T, H, W, 3]}` centred
+      on the frames to restore, `T >= clip_length(config)`: a whole video
+      (`video.Clips(frames, clip_length(config))`), or chosen clips of a data set (one image or a
+      group of them, the paper's Table 4).
     log_every: steps between logged metric means (None: about ten times in all).
 
   Returns:
@@ -97,10 +106,10 @@ def adapt(config: ml_collections.ConfigDict, variables: dict[str, PyTree], frame
         checkpoint.save_variables(os.path.join(directory, name), variables[name])
         for name in ("deblur", "flow"))
     run = train.create_run(config, networks, mesh,
-                           steps_per_epoch=math.ceil(len(frames) / sizes["unlabeled"]))
+                           steps_per_epoch=math.ceil(len(clips) / sizes["unlabeled"]))
   batches = pipeline.create_train_iterator(
       labeled=config.labeled_dataset if sizes["labeled"] else None,
-      unlabeled=video.Clips(frames, run.clip_length), labeled_batch_size=sizes["labeled"],
+      unlabeled=clips, labeled_batch_size=sizes["labeled"],
       unlabeled_batch_size=sizes["unlabeled"], crop_size=config.crop_size,
       clip_length=run.clip_length, seed=config.seed, data_dir=config.data_dir or None)
 

@@ -63,7 +63,7 @@ def evaluate(config: ml_collections.ConfigDict | None, workdir: str | os.PathLik
              checkpoint: str | None = None, datasets: Sequence[str] | None = None,
              data_dir: str | None = None, max_clips: int = -1, tile: int | None = None,
              timing_size: tuple[int, int] | None = inference.PAPER_SIZE,
-             num_grids: int = 2) -> dict:
+             num_grids: int = 2, grid_frames: Sequence[int] | None = None) -> dict:
   """Evaluates a checkpoint; writes and returns the report (module docstring).
 
   Args:
@@ -78,7 +78,8 @@ def evaluate(config: ml_collections.ConfigDict | None, workdir: str | os.PathLik
     max_clips: score at most this many clips per data set (-1: all).
     tile: `inference.choose_tile`'s argument (None: whole frames unless memory requires tiles).
     timing_size: `(H, W)` of the timed frames; None skips timing.
-    num_grids: comparison pictures per data set.
+    num_grids: comparison pictures per data set, of frames spread over it.
+    grid_frames: which clips (indices into each data set) to picture instead.
 
   Raises:
     FileNotFoundError: no checkpoint, or a data set that is not prepared.
@@ -107,6 +108,7 @@ def evaluate(config: ml_collections.ConfigDict | None, workdir: str | os.PathLik
   entries = [
       _evaluate_dataset(fns, module.num_input_frames, name, split, data_dir=data_dir,
                         max_clips=max_clips, tile=tile, num_grids=num_grids,
+                        grid_frames=grid_frames,
                         directory=directory, writer=writer, step=run.step)
       for name, split in datasets]
 
@@ -132,12 +134,16 @@ def evaluate(config: ml_collections.ConfigDict | None, workdir: str | os.PathLik
 
 
 def _evaluate_dataset(fns: dict, window: int, name: str, split: str, *, data_dir: str | None,
-                      max_clips: int, tile: int | None, num_grids: int, directory: str,
+                      max_clips: int, tile: int | None, num_grids: int,
+                      grid_frames: Sequence[int] | None, directory: str,
                       writer: metric_writers.MetricWriter, step: int) -> dict:
   """Scores every clip of one data set; writes its grids; returns its `report.summarize` entry."""
   source = pipeline.data_source(name, split, data_dir)
   count = len(source) if max_clips < 0 else min(max_clips, len(source))
-  shown = set(np.linspace(0, count - 1, num_grids).round().astype(int)) if num_grids else set()
+  if grid_frames is not None:
+    shown = set(grid_frames)
+  else:
+    shown = set(np.linspace(0, count - 1, num_grids).round().astype(int)) if num_grids else set()
   tiles, rows = {}, []
   for index in tqdm.trange(count, desc=f"{name}:{split}", unit="frame", dynamic_ncols=True):
     example = source[index]

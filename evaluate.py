@@ -60,7 +60,7 @@ def main(argv):
         _CONFIG.value, _WORKDIR.value, checkpoint=_CHECKPOINT.value, datasets=_DATASETS.value,
         data_dir=_DATA_DIR.value, max_clips=_MAX_CLIPS.value, tile=_TILE.value,
         timing_size=_size(_TIMING_SIZE.value) or None, num_grids=_NUM_GRIDS.value)
-  except (FileNotFoundError, ValueError) as e:  # The message says what to fix.
+  except (FileNotFoundError, ValueError, MemoryError) as e:  # The message says what to fix.
     raise SystemExit(f"error: {e}") from None
   print(report.to_markdown(result))
 

@@ -8,7 +8,7 @@ after the input frames, `000000.png`... for a video) and, for a video input,
   python -m reblur_jax.deblur --checkpoint=runs/dvd_reblur --input=shaky.mp4 --output=out/
 
 --adapt_steps=N first fine-tunes the network on this very video with the self-supervised reblur
-loss of training (the paper's single-video fine-tuning, Table 4), then deblurs it; it needs a
+loss of training (the paper's fine-tuning on a group of test images, Table 4), then deblurs it; it needs a
 FlowNetS: the checkpoint's own if its run had one, else --flow_checkpoint. Labeled clips can be
 mixed in with --labeled_dataset. docs/evaluation.md has the details.
 
@@ -148,7 +148,8 @@ def main(argv: Sequence[str]) -> None:
                    adapt_steps=args.adapt_steps, adapt_learning_rate=args.adapt_learning_rate,
                    adapt_batch_size=args.adapt_batch_size, flow_checkpoint=args.flow_checkpoint,
                    labeled_dataset=args.labeled_dataset, data_dir=args.data_dir, tile=args.tile)
-  except (FileNotFoundError, FileExistsError, ValueError) as e:  # The message says what to fix.
+  # The messages say what to fix: bad input, a diverged adaptation, frames too large to fit.
+  except (FileNotFoundError, FileExistsError, ValueError, FloatingPointError, MemoryError) as e:
     sys.exit(f"error: {e}")
   written = f"{len(paths['frames'])} frames" + (f" and {paths['video'][0]}" if "video" in paths
                                                  else "")

@@ -137,6 +137,11 @@ def test_adaptation_settings(network):
   config = adapt.adaptation_config(restored.config, steps=5, frame_size=(45, 61))
   assert (config.unlabeled_fraction, config.num_train_steps, config.crop_size) == (1.0, 5, 32)
   assert config.learning_rate == 1e-4 and config.batch_size == restored.config.batch_size
+  # Even a supervised run's checkpoint (BatchNorm trained) adapts with it frozen, at a constant rate.
+  supervised = restored.config.copy_and_resolve_references()
+  supervised.train_mode, supervised.lr_decay_epochs = True, (30, 50, 100)
+  config = adapt.adaptation_config(supervised, steps=5, frame_size=(45, 61))
+  assert config.train_mode is False and tuple(config.lr_decay_epochs) == ()
   # Labeled clips mixed in: half of each batch, as the reblur runs do.
   config = adapt.adaptation_config(restored.config, steps=5, frame_size=(24, 61),
                                    labeled_dataset="gopro/blur_t7", data_dir="/data")
@@ -237,3 +242,11 @@ def test_checkpoint_of_another_model(run, inputs, tmp_path):
 def test_not_a_checkpoint(inputs, tmp_path):
   with pytest.raises(FileNotFoundError, match="No checkpoint at"):
     deblur.deblur(str(tmp_path / "nowhere"), inputs["folder"], str(tmp_path / "out"))
+
+
+def test_a_relative_workdir_restores_like_an_absolute_one(run, network, monkeypatch):
+  _, restored, _ = network
+  monkeypatch.chdir(os.path.dirname(run.workdir))
+  relative = restore_checkpoint(os.path.basename(run.workdir))
+  assert relative.step == restored.step
+  jax.tree.map(np.testing.assert_array_equal, relative.state, restored.state)

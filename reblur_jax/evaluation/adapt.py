@@ -37,7 +37,7 @@ def adaptation_config(config: ml_collections.ConfigDict, *, steps: int, frame_si
                       learning_rate: float = LEARNING_RATE, batch_size: int | None = None,
                       labeled_dataset: str | None = None, data_dir: str | None = None
                       ) -> ml_collections.ConfigDict:
-  """The checkpoint's training config, turned into fine-tuning on one video.
+  """The checkpoint's training config, turned into fine-tuning on one video (or a few clips).
 
   Args:
     config: the config the checkpoint was trained with.
@@ -57,6 +57,10 @@ def adaptation_config(config: ml_collections.ConfigDict, *, steps: int, frame_si
   config.learning_rate = learning_rate
   config.batch_size = batch_size or config.batch_size
   config.crop_size = min(config.crop_size, *frame_size)
+  # The paper's fine-tuning: BatchNorm statistics frozen, and a constant rate (an "epoch" of one
+  # video is a handful of steps, so the run's epoch boundaries would decay it at once).
+  config.train_mode = False
+  config.lr_decay_epochs = ()
   if labeled_dataset:
     config.labeled_dataset = labeled_dataset
     config.data_dir = data_dir or config.data_dir

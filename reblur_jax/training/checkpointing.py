@@ -89,7 +89,7 @@ def restore_checkpoint(path: str | os.PathLike, step: int | None = None) -> Rest
     A `RestoredCheckpoint`. Networks are rebuilt from it with e.g.
     `{'params': ckpt.state['params']['deblur'], 'batch_stats': ckpt.state['batch_stats']['deblur']}`.
   """
-  directory = epath.Path(path)
+  directory = epath.Path(os.path.abspath(os.path.expanduser(os.fspath(path))))  # Orbax: absolute.
   if (directory / CHECKPOINT_DIR).is_dir():
     directory = directory / CHECKPOINT_DIR
   handlers = {"state": ocp.StandardCheckpointHandler(), "config": ocp.JsonCheckpointHandler()}

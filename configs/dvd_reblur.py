@@ -45,5 +45,5 @@ def get_config(variant: str = ""):
   config.unlabeled_split = "test"  # U: the blurry frames of the test videos, as in the paper.
   config.batch_size = 16
   config.crop_size = 128
-  default.apply_variant(config, variant, cpu_steps=150)
+  default.apply_variant(config, variant, cpu_steps=200)
   return config

@@ -64,9 +64,9 @@ class SyntheticBlur(clips.ClipBuilder):
           description="160x160, 48 + 8 sequences of 24 frames: CPU-scale training (minutes)."),
       SyntheticConfig(
           name="study", height=96, width=96, num_frames=16, train_sequences=24,
-          test_sequences=6, max_speed=8.0, test_max_speed=14.0,
-          description="96x96, 24 + 6 sequences of 16 frames, test motion up to 14 pixels per "
-          "frame against 8 in training: `make reproduce` (a minute to build)."),
+          test_sequences=6, max_speed=12.0, test_max_speed=18.0,
+          description="96x96, 24 + 6 sequences of 16 frames, test motion up to 18 pixels per "
+          "frame against 12 in training: `make demo`, `make reproduce` (a minute to build)."),
   ])
   FLOWS = True
   DESCRIPTION = ("Real photographs (scikit-image's bundled images) moved by a random camera and "

@@ -1,0 +1,358 @@
+r"""Tests the paper's four claims at CPU scale and writes docs/results.md: `make reproduce`.
+
+  python -m experiments.reproduce --workdir=runs/reproduce               # 2 CPU cores, ~45 min
+  python -m experiments.reproduce --workdir=runs/reproduce_gpu --scale=gpu  # full-width networks
+
+The study, every setting fixed before the first run (nothing is tuned on the test ground truth):
+
+1. FlowNetS is pre-trained on the ground-truth flow of the synthetic train split; its end-point
+   error on the test split is reported.
+2. DVD and DeblurGAN baselines are trained supervised on the train split (S).
+3. Each is fine-tuned for `finetune_steps` with `L = L_S + alpha * L_U`, alpha = 0.1, U = the
+   blurry frames of the test split (as the paper fine-tunes on its test videos), and scored on the
+   test split's sharp frames (Table 2). Same steps with alpha = 0 is the control that separates the
+   reblur signal from training longer. Ablations: warp vs conv blur model (Table 3), 2 vs 3
+   frames (Table 5), tau = 1 (the paper's) vs 0.5 (the synthetic camera's true exposure).
+4. DeblurGAN-Reblur fine-tuned on each of 5 test frames alone vs on the 5 together (Table 4).
+
+The test split differs from training as real footage does: other photos, and motion up to 18
+pixels per frame against 12 (`synthetic_blur/study`). Rerunning the command resumes: finished
+training runs are restored, finished measurements read from `<workdir>/results.json`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable
+from typing import Any
+
+import matplotlib
+matplotlib.use("agg")  # Files only; no display needed.
+import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+import ml_collections
+import numpy as np
+from absl import app
+from absl import flags
+from absl import logging
+from tensorboard.backend.event_processing import event_accumulator
+from tensorboard.util import tensor_util
+
+from configs import deblurgan_reblur
+from configs import deblurgan_supervised
+from configs import dvd_reblur
+from configs import dvd_supervised
+from configs import flownets_pretrain
+from experiments import results_report
+from reblur_jax import checkpoint
+from reblur_jax import metrics
+from reblur_jax.data import pipeline
+from reblur_jax.data import prepare
+from reblur_jax.evaluation import adapt
+from reblur_jax.evaluation import evaluate
+from reblur_jax.evaluation import inference
+from reblur_jax.evaluation import networks
+from reblur_jax.training import train
+
+_WORKDIR = flags.DEFINE_string("workdir", "runs/reproduce", "Where the study's runs go.")
+_SCALE = flags.DEFINE_enum("scale", "cpu", ["cpu", "gpu"], "Network widths and run lengths.")
+_OUTPUT = flags.DEFINE_string("output", "docs/results.md", "The report; figures go next to it, "
+                              "in images/.")
+
+
+@dataclasses.dataclass(frozen=True)
+class Scale:
+  """How big the study is. Widths multiply every network's channels (1.0 = the original)."""
+  dataset: str
+  width: float
+  crop_size: int
+  batch_size: int
+  learning_rates: dict[str, float]  # Of the from-scratch runs; fine-tuning uses the paper's 1e-4.
+  flow_steps: int
+  baseline_steps: int
+  finetune_steps: int
+  adapt_steps: int
+  curve_points: int  # Evaluations along each fine-tuning, for the PSNR curve.
+
+
+SCALES = {
+    "cpu": Scale(dataset="synthetic_blur/study_t7", width=0.25, crop_size=64, batch_size=8,
+                 learning_rates={"flownets": 1e-3, "dvd": 3e-3, "deblurgan": 1e-3},
+                 flow_steps=1000, baseline_steps=2500, finetune_steps=200,
+                 adapt_steps=100, curve_points=5),
+    "gpu": Scale(dataset="synthetic_blur/study_t7", width=1.0, crop_size=96, batch_size=16,
+                 learning_rates={"flownets": 1e-4, "dvd": 1e-3, "deblurgan": 1e-3},
+                 flow_steps=20000, baseline_steps=30000, finetune_steps=200,
+                 adapt_steps=200, curve_points=10),
+}
+FINETUNE_LR = 1e-4  # The paper's.
+TABLE4_IMAGES = 5
+
+# Fine-tuning runs: name -> (network, config overrides). The first of each network is the method.
+FINETUNES = {
+    "dvd_reblur": ("dvd", {}),
+    "dvd_alpha0": ("dvd", {"alpha": 0.0}),
+    "dvd_warp": ("dvd", {"blur_model": "warp"}),
+    "dvd_2frames": ("dvd", {"frames": 2}),
+    "dvd_tau1": ("dvd", {"tau": 1.0}),
+    "deblurgan_reblur": ("deblurgan", {}),
+    "deblurgan_alpha0": ("deblurgan", {"alpha": 0.0}),
+    "deblurgan_warp": ("deblurgan", {"blur_model": "warp"}),
+}
+SUPERVISED = {"dvd": dvd_supervised, "deblurgan": deblurgan_supervised}
+REBLUR = {"dvd": dvd_reblur, "deblurgan": deblurgan_reblur}
+
+
+# ----------------------------------------------------------------------------- configs
+
+
+def _scaled(config: ml_collections.ConfigDict, scale: Scale, *, steps: int, unlabeled: bool,
+            curve_points: int = 1) -> ml_collections.ConfigDict:
+  """`config` on the study's data (S: train, U and evaluation: test) at `scale`."""
+  for group in ("labeled", "unlabeled", "eval"):
+    config[f"{group}_dataset"] = scale.dataset
+  config.labeled_split, config.unlabeled_split, config.eval_split = "train", "test", "test"
+  config.model_kwargs.width = scale.width
+  config.flow_model_kwargs.width = scale.width
+  config.crop_size, config.batch_size = scale.crop_size, scale.batch_size
+  config.unlabeled_fraction = 0.5 if unlabeled else 0.0
+  config.num_train_steps = steps
+  config.lr_decay_epochs = ()  # Runs this short would otherwise decay within minutes.
+  config.log_every_steps = max(1, steps // 20)
+  config.eval_every_steps = max(1, steps // curve_points)
+  config.checkpoint_every_steps = max(1, steps // 4)
+  config.eval_batch_size, config.num_eval_batches = 8, -1
+  return config
+
+
+def flow_config(scale: Scale) -> ml_collections.ConfigDict:
+  config = _scaled(flownets_pretrain.get_config(), scale, steps=scale.flow_steps, unlabeled=False)
+  config.learning_rate = scale.learning_rates["flownets"]
+  return config
+
+
+def baseline_config(network: str, scale: Scale) -> ml_collections.ConfigDict:
+  config = _scaled(SUPERVISED[network].get_config(), scale, steps=scale.baseline_steps,
+                   unlabeled=False)
+  config.learning_rate = scale.learning_rates[network]
+  return config
+
+
+def finetune_config(name: str, scale: Scale, workdir: str) -> ml_collections.ConfigDict:
+  network, overrides = FINETUNES[name]
+  config = _scaled(REBLUR[network].get_config(), scale, steps=scale.finetune_steps,
+                   unlabeled=True, curve_points=scale.curve_points)
+  config.learning_rate = FINETUNE_LR
+  config.init_checkpoint = _variables(workdir, f"{network}_baseline", "deblur")
+  config.flow_init_checkpoint = _variables(workdir, "flownets", "flow")
+  config.update(overrides)
+  return config
+
+
+def _variables(workdir: str, run: str, network: str) -> str:
+  return os.path.join(workdir, run, train.VARIABLES_DIR, network)
+
+
+# ----------------------------------------------------------------------------- measurements
+
+
+def _scalars(run_dir: str, tag: str) -> list[tuple[int, float]]:
+  """`(step, value)` of a TensorBoard scalar a run wrote (clu writes them as tensors)."""
+  events = event_accumulator.EventAccumulator(run_dir, size_guidance={"tensors": 0})
+  events.Reload()
+  by_step = {e.step: float(tensor_util.make_ndarray(e.tensor_proto))
+             for e in events.Tensors(tag)}
+  return sorted(by_step.items())
+
+
+def _train(config: ml_collections.ConfigDict, run_dir: str) -> float:
+  """Trains (or finishes) a run; returns the median seconds per training step."""
+  train.train_and_evaluate(config, run_dir)
+  rates = [rate for _, rate in _scalars(run_dir, "steps_per_sec")]
+  return float(1.0 / np.median(rates)) if rates else float("nan")
+
+
+def pretrain_flow(scale: Scale, workdir: str) -> dict[str, Any]:
+  run_dir = os.path.join(workdir, "flownets")
+  _train(flow_config(scale), run_dir)
+  epe = _scalars(run_dir, "eval/epe")
+  return {"epe_before": epe[0][1], "epe": epe[-1][1]}
+
+
+def train_baseline(network: str, scale: Scale, workdir: str) -> dict[str, Any]:
+  run_dir = os.path.join(workdir, f"{network}_baseline")
+  seconds = _train(baseline_config(network, scale), run_dir)
+  return {"psnr_test": _scalars(run_dir, "eval/psnr")[-1][1], "seconds_per_step": seconds}
+
+
+def finetune(name: str, scale: Scale, workdir: str) -> dict[str, Any]:
+  """Fine-tunes, then scores baseline and result frame by frame on the test split."""
+  run_dir = os.path.join(workdir, name)
+  seconds = _train(finetune_config(name, scale, workdir), run_dir)
+  report = evaluate.evaluate(None, run_dir, timing_size=None, num_grids=0)
+  entry, = report["datasets"]
+  return {"mean": entry["mean"], "per_frame": entry["per_frame"], "seconds_per_step": seconds,
+          "curve": _scalars(run_dir, "eval/psnr")}
+
+
+def loss_balance(run_dir: str) -> dict[str, float]:
+  """The two loss terms at the first and last logged fine-tuning steps, and the reblur PSNR.
+
+  Says how much the self-supervised term weighs in the gradient (`alpha * L_U` against `L_S`).
+  """
+  terms = {name: _scalars(run_dir, f"train/{name}")
+           for name in ("loss_supervised", "loss_reblur", "psnr_reblur")}
+  return {f"{name}_{when}": series[index][1] for name, series in terms.items()
+          for when, index in (("first", 0), ("last", -1))}
+
+
+def group_vs_single(scale: Scale, workdir: str) -> dict[str, Any]:
+  """Table 4: DeblurGAN-Reblur adapted to each of 5 test frames alone, and to all 5 at once.
+
+  Only the blurry frames are adapted to (U alone, no labeled clips); each adaptation runs
+  `adapt_steps`, so the five single-image runs together take five times the group's steps.
+  """
+  config = finetune_config("deblurgan_reblur", scale, workdir)
+  test = pipeline.data_source(config.eval_dataset, config.eval_split, config.data_dir or None)
+  chosen = [int(i) for i in np.linspace(0, len(test) - 1, TABLE4_IMAGES + 2)[1:-1].round()]
+  config = adapt.adaptation_config(config, steps=scale.adapt_steps,
+                                   frame_size=np.asarray(test[0]["blurry"]).shape[1:3])
+  module = networks.create_deblur(config)
+  start = {"deblur": checkpoint.load_variables(config.init_checkpoint),
+           "flow": checkpoint.load_variables(config.flow_init_checkpoint)}
+  blurry_only = [{"blurry": np.asarray(test[i]["blurry"])} for i in chosen]
+
+  def scores(variables, indices):
+    return [_score(module, variables, test[i]) for i in indices]
+
+  group, _ = adapt.adapt(config, start, blurry_only)
+  single = [scores(adapt.adapt(config, start, [clip])[0], [i])[0]
+            for clip, i in zip(blurry_only, chosen)]
+  return {"frames": chosen, "baseline": scores(start["deblur"], chosen),
+          "single": single, "group": scores(group, chosen)}
+
+
+def _score(module, variables, example) -> dict[str, float]:
+  """PSNR / SSIM of the network's restored middle frame of a test clip, as evaluate.py scores."""
+  n = module.num_input_frames
+  clip = pipeline.augment_clip(example, np.random.default_rng(0), keys=("blurry", "sharp"),
+                               clip_length=n, flips=False)
+  restored = inference.restore(networks.deblur_fn(module, variables), clip["blurry"][None])
+  saved, sharp = metrics.quantize(restored), clip["sharp"][None, n // 2]
+  return {"psnr": float(metrics.psnr(saved, sharp)[0]), "ssim": float(metrics.ssim(saved, sharp)[0])}
+
+
+def picture_extremes(name: str, result: dict, workdir: str, images_dir: str) -> dict[str, str]:
+  """Comparison grids of the test frames the fine-tuning improved most and harmed most."""
+  gains = [row["finetuned"]["psnr"] - row["baseline"]["psnr"] for row in result["per_frame"]]
+  picked = {"best": int(np.argmax(gains)), "worst": int(np.argmin(gains))}
+  run_dir = os.path.join(workdir, name)
+  evaluate.evaluate(None, run_dir, timing_size=None, grid_frames=sorted(set(picked.values())))
+  grid_dir = os.path.join(run_dir, evaluate.EVAL_DIR)
+  paths = {}
+  for label, index in picked.items():
+    row = result["per_frame"][index]
+    suffix = f"_{row['sequence']}_{row['frame']:06d}.png"
+    source, = [f for f in os.listdir(grid_dir) if f.startswith("grid_") and f.endswith(suffix)]
+    paths[label] = os.path.join(images_dir, f"results_{name}_{label}.png")
+    shutil.copyfile(os.path.join(grid_dir, source), paths[label])
+  return paths
+
+
+# ----------------------------------------------------------------------------- the study
+
+
+def _cached(results: dict, key: str, path: str, compute: Callable[[], Any]) -> Any:
+  """`results[key]`, computed once and saved to `path` with everything measured so far."""
+  if key not in results:
+    logging.info("=== %s", key)
+    start = time.perf_counter()
+    results[key] = compute()
+    results.setdefault("wall_seconds", {})[key] = time.perf_counter() - start
+    with open(path + ".tmp", "w") as f:
+      json.dump(results, f, indent=1)
+    os.replace(path + ".tmp", path)  # A kill mid-write keeps the previous file.
+  return results[key]
+
+
+def _prepare(dataset: str) -> dict[str, Any]:
+  """Builds the synthetic set if needed; returns what the report says about it."""
+  name, _, config = dataset.partition("/")
+  builder = prepare.prepare(name, config=config)
+  settings = builder.builder_config
+  return {"name": dataset, "size": settings.height, "frames": settings.num_frames,
+          "train_sequences": settings.train_sequences, "test_sequences": settings.test_sequences,
+          "train_speed": settings.speed("train"), "test_speed": settings.speed("test"),
+          "clips": {split: info.num_examples for split, info in builder.info.splits.items()}}
+
+
+def run_study(scale_name: str, workdir: str, output: str) -> dict:
+  scale = SCALES[scale_name]
+  workdir = os.path.abspath(workdir)
+  os.makedirs(workdir, exist_ok=True)
+  path = os.path.join(workdir, "results.json")
+  results = json.load(open(path)) if os.path.exists(path) else {}
+  if results.get("scale", scale_name) != scale_name:
+    raise ValueError(f"{workdir} holds a --scale={results['scale']} study; use another "
+                     "--workdir.")
+  results["scale"], results["settings"] = scale_name, dataclasses.asdict(scale)
+
+  _cached(results, "data", path, lambda: _prepare(scale.dataset))
+  _cached(results, "flownets", path, lambda: pretrain_flow(scale, workdir))
+  for network in SUPERVISED:
+    _cached(results, f"{network}_baseline", path, lambda: train_baseline(network, scale, workdir))
+  for run in FINETUNES:
+    _cached(results, run, path, lambda: finetune(run, scale, workdir))
+  _cached(results, "table4", path, lambda: group_vs_single(scale, workdir))
+
+  images_dir = os.path.join(os.path.dirname(os.path.abspath(output)), "images")
+  os.makedirs(images_dir, exist_ok=True)
+  figures = {"curves": plot_curves(results, os.path.join(images_dir, "results_curves.png"))}
+  for run in ("dvd_reblur", "deblurgan_reblur"):
+    figures[run] = picture_extremes(run, results[run], workdir, images_dir)
+  # Read from the runs' logs, not cached: cheap, and kept out of results.json's measurements.
+  balance = {run: loss_balance(os.path.join(workdir, run))
+             for run in ("dvd_reblur", "deblurgan_reblur")}
+  results["device"] = inference.device_description()
+  with open(output, "w") as f:
+    f.write(results_report.markdown(results, figures, os.path.dirname(os.path.abspath(output)),
+                                    balance))
+  return results
+
+
+def plot_curves(results: dict, path: str) -> str:
+  """Test PSNR against fine-tuning steps: reblur, the alpha = 0 control, the baseline."""
+  figure, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+  for axis, network in zip(axes, ("dvd", "deblurgan")):
+    for run, label in ((f"{network}_reblur", "reblur (alpha 0.1)"),
+                       (f"{network}_alpha0", "control (alpha 0)")):
+      steps, psnr = zip(*results[run]["curve"])
+      axis.plot(steps, psnr, marker="o", label=label)
+    axis.axhline(results[f"{network}_reblur"]["curve"][0][1], color="gray", ls="--",
+                 label="baseline")
+    axis.axhline(results[f"{network}_reblur"]["mean"]["blurry"]["psnr"], color="gray", ls=":",
+                 label="blurry input")
+    axis.set(title={"dvd": "DVD", "deblurgan": "DeblurGAN"}[network],
+             xlabel="fine-tuning step", ylabel="test PSNR (dB)")
+    axis.grid(alpha=0.3)
+  axes[0].legend(fontsize=8)
+  figure.tight_layout()
+  figure.savefig(path, dpi=110)
+  plt.close(figure)
+  return path
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+  start = time.perf_counter()
+  run_study(_SCALE.value, _WORKDIR.value, _OUTPUT.value)
+  logging.info("Study done in %.1f min; wrote %s.", (time.perf_counter() - start) / 60,
+               _OUTPUT.value)
+
+
+if __name__ == "__main__":
+  app.run(main)

@@ -92,9 +92,12 @@ def restore_checkpoint(path: str | os.PathLike, step: int | None = None) -> Rest
   directory = epath.Path(os.path.abspath(os.path.expanduser(os.fspath(path))))  # Orbax: absolute.
   if (directory / CHECKPOINT_DIR).is_dir():
     directory = directory / CHECKPOINT_DIR
-  handlers = {"state": ocp.StandardCheckpointHandler(), "config": ocp.JsonCheckpointHandler()}
+  # The dataset handler is only named, so that Orbax recognises the item it is not asked for.
+  handlers = {"state": ocp.StandardCheckpointHandler(), "config": ocp.JsonCheckpointHandler(),
+              "dataset": grain.checkpoint.CheckpointHandler()}
   with ocp.CheckpointManager(directory, item_handlers=handlers,
-                             options=ocp.CheckpointManagerOptions(read_only=True)) as manager:
+                             options=ocp.CheckpointManagerOptions(
+                                 read_only=True, create=False, save_interval_steps=0)) as manager:
     steps = manager.all_steps()
     if not steps:
       raise FileNotFoundError(

@@ -27,11 +27,10 @@ PyTree = Any
 SYNTHETIC = "synthetic_blur"
 REAL_DATA_HINT = (
     "To train on real video instead, prepare GoPro / DVD (docs/data.md), e.g. `python -m "
-    "reblur_jax.data.prepare gopro --config=blur_t7 --manual_dir=~/downloads` and `python -m "
+    "reblur_jax.data.prepare gopro --config=blur_t7 --manual_dir=~/downloads` or `python -m "
     "reblur_jax.data.prepare dvd --config=default_t7 --manual_dir=~/downloads/"
-    "DeepVideoDeblurring_Dataset`, then pass --config.labeled_dataset=gopro/blur_t7 "
-    "--config.unlabeled_dataset=dvd/default_t7 --config.eval_dataset=dvd/default_t7 "
-    "--config.tau=1 (and --config.data_dir if not TFDS's default).")
+    "DeepVideoDeblurring_Dataset`, then run the config's :gopro or :dvd variant (e.g. "
+    "--config=configs/dvd_reblur.py:dvd; add --config.data_dir if not TFDS's default).")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -48,7 +48,6 @@ from configs import dvd_supervised
 from configs import flownets_pretrain
 from experiments import results_report
 from reblur_jax import checkpoint
-from reblur_jax import metrics
 from reblur_jax.data import pipeline
 from reblur_jax.data import prepare
 from reblur_jax.evaluation import adapt
@@ -241,8 +240,8 @@ def _score(module, variables, example) -> dict[str, float]:
   clip = pipeline.augment_clip(example, np.random.default_rng(0), keys=("blurry", "sharp"),
                                clip_length=n, flips=False)
   restored = inference.restore(networks.deblur_fn(module, variables), clip["blurry"][None])
-  saved, sharp = metrics.quantize(restored), clip["sharp"][None, n // 2]
-  return {"psnr": float(metrics.psnr(saved, sharp)[0]), "ssim": float(metrics.ssim(saved, sharp)[0])}
+  psnr, ssim = evaluate.scores(restored, clip["sharp"][n // 2])
+  return {"psnr": float(psnr[0]), "ssim": float(ssim[0])}
 
 
 def picture_extremes(name: str, result: dict, workdir: str, images_dir: str) -> dict[str, str]:
@@ -294,7 +293,10 @@ def run_study(scale_name: str, workdir: str, output: str) -> dict:
   workdir = os.path.abspath(workdir)
   os.makedirs(workdir, exist_ok=True)
   path = os.path.join(workdir, "results.json")
-  results = json.load(open(path)) if os.path.exists(path) else {}
+  results = {}
+  if os.path.exists(path):
+    with open(path) as f:
+      results = json.load(f)
   if results.get("scale", scale_name) != scale_name:
     raise ValueError(f"{workdir} holds a --scale={results['scale']} study; use another "
                      "--workdir.")
@@ -335,7 +337,7 @@ def plot_curves(results: dict, path: str) -> str:
                  label="baseline")
     axis.axhline(results[f"{network}_reblur"]["mean"]["blurry"]["psnr"], color="gray", ls=":",
                  label="blurry input")
-    axis.set(title={"dvd": "DVD", "deblurgan": "DeblurGAN"}[network],
+    axis.set(title=results_report.NAMES[network],
              xlabel="fine-tuning step", ylabel="test PSNR (dB)")
     axis.grid(alpha=0.3)
   axes[0].legend(fontsize=8)

@@ -32,6 +32,17 @@ def _cell(scores: dict) -> str:
   return f"{scores['psnr']:.2f} / {scores['ssim']:.4f}"
 
 
+def _pair(values: tuple) -> str:
+  """A paper's PSNR / SSIM as it prints them."""
+  return f"{values[0]} / {values[1]}"
+
+
+def _table4_means(data: dict) -> tuple[float, float, float]:
+  """Mean PSNR of the five Table 4 frames: baseline, single (each alone) and group."""
+  return tuple(float(np.mean([s["psnr"] for s in data[column]]))
+               for column in ("baseline", "single", "group"))
+
+
 def _gain(results: dict, run: str, column: str = "baseline") -> float:
   mean = results[run]["mean"]
   return mean["finetuned"]["psnr"] - mean[column]["psnr"]
@@ -95,12 +106,11 @@ def table3(results: dict) -> list[str]:
   for network, name in NAMES.items():
     paper = PAPER_TABLE3[network]
     base = results[f"{network}_reblur"]["mean"]["baseline"]
-    lines.append(f"| {name} baseline | {_cell(base)} | | {paper['baseline'][0]} / "
-                 f"{paper['baseline'][1]} | |")
+    lines.append(f"| {name} baseline | {_cell(base)} | | {_pair(paper['baseline'])} | |")
     for model, run in (("conv", f"{network}_reblur"), ("warp", f"{network}_warp")):
       lines.append(f"| {name}-Reblur, {model} | {_cell(results[run]['mean']['finetuned'])} | "
-                   f"{results[run]['seconds_per_step']:.3f} | {paper[model][0]} / {paper[model][1]}"
-                   f" | {paper[model][2]} |")
+                   f"{results[run]['seconds_per_step']:.3f} | {_pair(paper[model])} | "
+                   f"{paper[model][2]} |")
   lines += ["", f"Rule: reproduced if warp is within {2 * MARGIN:g} dB of conv and at least 10% "
             "faster per step.", ""]
   for network, name in NAMES.items():
@@ -129,11 +139,8 @@ def table4(results: dict) -> list[str]:
   for k, index in enumerate(data["frames"]):
     paper_single, paper_group = PAPER_TABLE4[k]
     lines.append(f"| {k + 1} ({index}) | {_cell(data['baseline'][k])} | {_cell(data['single'][k])}"
-                 f" | {_cell(data['group'][k])} | {paper_single[0]} / {paper_single[1]} | "
-                 f"{paper_group[0]} / {paper_group[1]} |")
-  single = np.mean([s["psnr"] for s in data["single"]])
-  group = np.mean([s["psnr"] for s in data["group"]])
-  base = np.mean([s["psnr"] for s in data["baseline"]])
+                 f" | {_cell(data['group'][k])} | {_pair(paper_single)} | {_pair(paper_group)} |")
+  base, single, group = _table4_means(data)
   lines += ["", f"Means: baseline {base:.2f} dB, individual {single:.2f} dB, group {group:.2f} dB "
             "(paper: 25.58 and 26.01 dB).", "",
             "Rule: reproduced if the group's mean PSNR is at least the individual runs' (within "
@@ -150,12 +157,9 @@ def table5(results: dict) -> list[str]:
       "",
       "| DVD | PSNR / SSIM | paper |",
       "|---|--:|--:|",
-      f"| baseline | {_cell(run3['baseline'])} | {PAPER_TABLE5['baseline'][0]} / "
-      f"{PAPER_TABLE5['baseline'][1]} |",
-      f"| Reblur, 2 frames | {_cell(run2['finetuned'])} | {PAPER_TABLE5['2'][0]} / "
-      f"{PAPER_TABLE5['2'][1]} |",
-      f"| Reblur, 3 frames | {_cell(run3['finetuned'])} | {PAPER_TABLE5['3'][0]} / "
-      f"{PAPER_TABLE5['3'][1]} |",
+      f"| baseline | {_cell(run3['baseline'])} | {_pair(PAPER_TABLE5['baseline'])} |",
+      f"| Reblur, 2 frames | {_cell(run2['finetuned'])} | {_pair(PAPER_TABLE5['2'])} |",
+      f"| Reblur, 3 frames | {_cell(run3['finetuned'])} | {_pair(PAPER_TABLE5['3'])} |",
       "", f"Rule: reproduced if 3 frames beat 2 by at least {MARGIN} dB PSNR.", "",
       f"- {_verdict(_versus(results, 'dvd_reblur', 'dvd_2frames') >= MARGIN)}: 3 - 2 frames = "
       f"{_versus(results, 'dvd_reblur', 'dvd_2frames'):+.2f} dB (paper: +0.53 dB).",
@@ -204,10 +208,7 @@ def findings(results: dict, balance: dict[str, dict[str, float]]) -> list[str]:
       f"and their PSNRs span {max(variants) - min(variants):.2f} dB, against the "
       f"{_versus(results, 'dvd_reblur', 'dvd_alpha0'):+.2f} dB the term adds over the control at "
       "all: a term this small cannot tell the blur models apart at this scale.")
-  data = results["table4"]
-  base = np.mean([s["psnr"] for s in data["baseline"]])
-  single = np.mean([s["psnr"] for s in data["single"]])
-  group = np.mean([s["psnr"] for s in data["group"]])
+  base, single, group = _table4_means(results["table4"])
   lines.append(
       f"- Adapting to test frames with the reblur loss alone (Table 4's setting, no L_S) changed "
       f"their PSNR by {single - base:+.2f} dB (individual) and {group - base:+.2f} dB (group) "

@@ -40,7 +40,7 @@ EVAL_DIR = "eval"
 
 
 @jax.jit
-def _scores(images: jax.Array, sharp: jax.Array) -> tuple[jax.Array, jax.Array]:
+def scores(images: jax.Array, sharp: jax.Array) -> tuple[jax.Array, jax.Array]:
   """PSNR and SSIM of `[k, H, W, 3]` images, clamped and rounded to 8 bits, against `sharp`."""
   saved = metrics.quantize(images)
   sharp = jnp.broadcast_to(sharp, saved.shape)
@@ -159,7 +159,7 @@ def _evaluate_dataset(fns: dict, window: int, name: str, split: str, *, data_dir
     images = {"blurry": windows[0, window // 2]}
     images.update({column: inference.restore(fn, windows, tile=tiles[windows.shape])[0]
                    for column, fn in fns.items()})
-    psnr, ssim = jax.device_get(_scores(np.stack(list(images.values())), sharp))
+    psnr, ssim = jax.device_get(scores(np.stack(list(images.values())), sharp))
     sequence = _text(example["sequence"])
     rows.append({"sequence": sequence, "frame": int(example["frame"]),
                  **{column: {"psnr": float(p), "ssim": float(s)}

@@ -59,6 +59,8 @@ def use_real_data(config: ml_collections.ConfigDict, name: str) -> ml_collection
     config[f"{group}_dataset"] = REAL_DATA[name] + clips
   config.labeled_split, config.unlabeled_split, config.eval_split = "train", "test", "test"
   config.tau = 1.0
+  if "head" in config.model_kwargs:
+    config.model_kwargs.head = "original"  # These runs start from the released DVD weights.
   return config
 
 

@@ -170,3 +170,23 @@ def test_bad_input_shapes(name, inputs):
   model = models.create(name, width=WIDTH)
   with pytest.raises(ValueError, match="shaped"):
     jax.eval_shape(model.init, jax.random.key(0), *inputs)
+
+
+@pytest.mark.parametrize("train", [False, True])
+def test_dvd_identity_head_starts_as_the_identity(train):
+  # The head for training from scratch: the untrained network returns its centre frame, in
+  # either batch-norm mode, while the original head does not.
+  (clip,) = _inputs("dvd", 32, 32)
+  centre = np.clip(np.asarray(clip[:, 2]), dvd.EPS, 1 - dvd.EPS)
+  outputs = {}
+  for head in dvd.HEADS:
+    model = models.create("dvd", width=WIDTH, head=head)
+    variables = model.init(jax.random.key(0), clip)
+    outputs[head], _ = model.apply(variables, clip, train=train, mutable=["batch_stats"])
+  np.testing.assert_allclose(outputs["identity"], centre, atol=1e-5)
+  assert np.abs(np.asarray(outputs["original"]) - centre).mean() > 0.05
+
+
+def test_dvd_rejects_an_unknown_head():
+  with pytest.raises(ValueError, match="head must be one of"):
+    models.create("dvd", head="tanh")

@@ -25,7 +25,8 @@ frame `i - 1`. `reblur(sharp[i], flow_prev[i], flow_next[i], tau=tau)` reproduce
 away from occlusion boundaries; `return_boundaries=True` marks where it cannot
 (docs/synthetic_data.md gives the measured agreement).
 
-Photos: train and test use disjoint photos (`PHOTOS`), so test scenes are unseen content.
+Photos: train, validation and test use disjoint photos (`PHOTOS`), so validation and test scenes
+are unseen content; training scenes also include procedural dead-leaves images and random colours.
 Everything random comes from `np.random.default_rng` seeded by `seed`: one seed, one sequence, and
 fewer frames give a prefix of the same sequence.
 """
@@ -33,28 +34,45 @@ fewer frames give a prefix of the same sequence.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 
+import matplotlib.cbook
 import numpy as np
+import PIL.Image
 import scipy.ndimage
 import skimage.data
 import skimage.transform
 
 from reblur_jax import blur
 
-# The RGB photographs bundled with scikit-image (`cat` duplicates `chelsea`; `colorwheel` and
-# `logo` are drawings, the rest are greyscale or need a download). Objects never reuse the
-# background's photo.
+# Photos of the scenes, all bundled with scikit-image or matplotlib (no download). Train, validation
+# and test never share a photo. Colour photos: scikit-image's (`cat` duplicates `chelsea`;
+# `colorwheel` and `logo` are drawings) and matplotlib's `grace_hopper`. Greyscale photos and
+# textures (`GREYSCALE`) are given random colours in training. `dead_leaves` is a procedural
+# scene of occluding discs in colours taken from the training photos, edges and sizes at all
+# scales as in natural images: with it and the colour augmentation (`_augment_colours`) the
+# network meets far more colours and structures than the handful of photos hold. Objects never
+# reuse the background's photo.
 PHOTOS = {
     "train": {
-        "background": ("astronaut", "coffee", "rocket", "immunohistochemistry"),
-        "foreground": ("astronaut", "coffee", "rocket", "immunohistochemistry", "retina"),
+        "background": ("astronaut", "coffee", "rocket", "immunohistochemistry", "brick", "grass",
+                       "gravel", "moon", "dead_leaves", "dead_leaves", "dead_leaves"),
+        "foreground": ("astronaut", "coffee", "rocket", "immunohistochemistry", "retina", "cell",
+                       "clock", "page", "text", "dead_leaves"),
     },
     "test": {
         "background": ("chelsea", "motorcycle"),
         "foreground": ("chelsea", "motorcycle", "hubble_deep_field"),
     },
+    "validation": {
+        "background": ("grace_hopper", "camera"),
+        "foreground": ("grace_hopper", "camera", "coins"),
+    },
 }
+GREYSCALE = ("brick", "grass", "gravel", "moon", "cell", "clock", "page", "text", "camera", "coins")
+# The training photos whose pixels colour the dead-leaves discs.
+_LEAF_COLOURS = ("astronaut", "coffee", "rocket", "immunohistochemistry", "retina")
 
 GAMMA = 2.2  # Linear light as in GoPro's `blur_gamma`: average x**2.2, then take the 1/2.2 power.
 
@@ -72,12 +90,68 @@ _OBJECT_EDGE = 1.0
 
 
 def load_photo(name: str) -> np.ndarray:
-  """A bundled photo as `float32 [h, w, 3]` in `[0, 1]`."""
+  """A bundled photo (a name of `PHOTOS` other than `dead_leaves`) as `float32 [h, w, 3]` in
+  `[0, 1]`; greyscale ones have three equal channels."""
   if name == "motorcycle":
     image = skimage.data.stereo_motorcycle()[0]  # Left view; the right one is nearly the same.
+  elif name == "grace_hopper":
+    with matplotlib.cbook.get_sample_data("grace_hopper.jpg") as file:
+      image = np.asarray(PIL.Image.open(file).convert("RGB"))
   else:
     image = getattr(skimage.data, name)()
+  if image.ndim == 2:
+    image = np.repeat(image[..., None], 3, axis=-1)
   return image[..., :3].astype(np.float32) / 255.0
+
+
+def dead_leaves(rng: np.random.Generator, size: int, *, num_discs: int = 2000,
+                min_radius: float = 1.5) -> np.ndarray:
+  """A dead-leaves image `float32 [size, size, 3]` in `[0, 1]`.
+
+  Discs fall on the canvas one after another, each hiding what it covers; radii follow the
+  `r^-3` law that makes the image scale-invariant like natural images, from `min_radius` to
+  `size / 4` pixels. Each disc takes the colour of a random pixel of a training photo
+  (`_LEAF_COLOURS`), shaded by a gentle linear gradient so that discs are not flat.
+  """
+  colours = _leaf_colours()
+  image = colours[rng.integers(len(colours))] * np.ones((size, size, 3), np.float32)
+  r_max = size / 4
+  # Inverse-CDF sampling of p(r) ~ r^-3 on [min_radius, r_max].
+  u = rng.uniform(size=num_discs)
+  radii = (min_radius ** -2 - u * (min_radius ** -2 - r_max ** -2)) ** -0.5
+  centres = rng.uniform(-r_max, size + r_max, (num_discs, 2))
+  fills = colours[rng.integers(len(colours), size=num_discs)]
+  slopes = rng.normal(0.0, 0.15, (num_discs, 2)) / r_max
+  for (cx, cy), r, fill, slope in zip(centres, radii, fills, slopes):
+    x0, x1 = max(0, int(cx - r)), min(size, int(cx + r) + 2)
+    y0, y1 = max(0, int(cy - r)), min(size, int(cy + r) + 2)
+    if x0 >= x1 or y0 >= y1:
+      continue
+    ys, xs = np.mgrid[y0:y1, x0:x1]
+    dx, dy = xs - cx, ys - cy
+    # Anti-aliased edge, about one pixel wide.
+    cover = np.clip(r + 0.5 - np.sqrt(dx * dx + dy * dy), 0.0, 1.0)[..., None]
+    shade = np.clip(fill * (1.0 + slope[0] * dx + slope[1] * dy)[..., None], 0.0, 1.0)
+    image[y0:y1, x0:x1] = (1 - cover) * image[y0:y1, x0:x1] + cover * shade
+  return image.astype(np.float32)
+
+
+@functools.cache
+def _leaf_colours() -> np.ndarray:
+  """Every 8th pixel of each `_LEAF_COLOURS` photo: `float32 [N, 3]`."""
+  return np.concatenate([load_photo(n)[::8, ::8].reshape(-1, 3) for n in _LEAF_COLOURS])
+
+
+def _augment_colours(rng: np.random.Generator, photo: np.ndarray) -> np.ndarray:
+  """A training photo in random colours: channels permuted, saturation, per-channel gains and
+  brightness changed; greyscale photos get a random tint. Applied to a layer's photo before
+  rendering, so the blur is formed from the new colours exactly."""
+  photo = photo[..., rng.permutation(3)]
+  grey = photo.mean(axis=-1, keepdims=True)
+  photo = grey + rng.uniform(0.3, 1.4) * (photo - grey)
+  gains = rng.uniform(0.75, 1.25, 3)
+  photo = photo * gains / gains.mean() * rng.uniform(0.6, 1.3) + rng.uniform(-0.08, 0.08)
+  return np.clip(photo, 0.0, 1.0).astype(np.float32)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -197,13 +271,22 @@ def _make_layer(rng, photo, *, times, height, width, max_speed, max_rotation, ma
 
 
 def _make_scene(rng, split, *, num_objects, times, **motion) -> list[_Layer]:
-  """Background first, then objects from the bottom to the top of the depth order."""
+  """Background first, then objects from the bottom to the top of the depth order; training
+  scenes in random colours (`_augment_colours`)."""
   photos = PHOTOS[split]
   background = rng.choice(photos["background"])
-  candidates = [p for p in photos["foreground"] if p != background]
+  candidates = [p for p in photos["foreground"] if p != background or p == "dead_leaves"]
   names = [background] + list(rng.choice(candidates, num_objects))
-  return [_make_layer(rng, load_photo(name), times=times, is_object=i > 0, **motion)
-          for i, name in enumerate(names)]
+  layers = []
+  for i, name in enumerate(names):
+    if name == "dead_leaves":
+      photo = dead_leaves(rng, 3 * max(motion["height"], motion["width"]))
+    else:
+      photo = load_photo(name)
+    if split == "train":
+      photo = _augment_colours(rng, photo)
+    layers.append(_make_layer(rng, photo, times=times, is_object=i > 0, **motion))
+  return layers
 
 
 def _coverage(layers, time, grid) -> tuple[list[np.ndarray], np.ndarray]:
@@ -310,7 +393,8 @@ def render_sequence(seed: int, *, split: str = "train", num_frames: int, height:
 
   Args:
     seed: the sequence's seed; the same arguments and seed give the same arrays.
-    split: "train" or "test", which use disjoint photos (`PHOTOS`).
+    split: "train", "validation" or "test", which use disjoint photos (`PHOTOS`); "train" scenes
+      are also recoloured at random.
     num_frames: N, blurry frames; a shorter sequence is a prefix of a longer one.
     height, width: frame size in pixels.
     exposure: E, odd number of high-rate sub-frames averaged per blurry frame (the paper's 9).

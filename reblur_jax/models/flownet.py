@@ -23,7 +23,9 @@ from reblur_jax.models import layers
 
 DIV_FLOW = 20.0
 MULTISCALE_WEIGHTS = (0.005, 0.01, 0.02, 0.08, 0.32)  # flow2 .. flow6, as in the original.
-MEAN_RGB = (0.45, 0.432, 0.411)  # FlowNetPytorch's training mean (RGB input).
+# Subtracted from R, G, B: FlowNetPytorch trained its released weights on RGB images minus the
+# Caffe FlowNet's BGR-ordered Flying Chairs mean (docs/models.md has the history).
+MEAN_RGB = (0.411, 0.432, 0.45)
 SIZE_MULTIPLE = 64  # Six stride-2 stages; inputs are edge-padded up to a multiple of this.
 
 # Encoder: (name, output channels at width 1, kernel, stride); outputs of conv2, conv3_1,

@@ -123,7 +123,8 @@ def test_flownets_matches_pytorch_at_every_scale(flownets_ref, flownets_variable
 def test_flownets_full_resolution_flow_is_the_originals_inference(flownets_ref, flownets_variables,
                                                                   size):
   """Pixels = DIV_FLOW x bilinear (half-pixel) upsampling of flow2, channel 0 along x, as
-  FlowNetPytorch's run_inference computes it; sizes off the /64 grid are edge-padded and cropped.
+  FlowNetPytorch's run_inference computes it; sizes off the /64 grid are zero-padded (after the
+  mean) and cropped.
 
   The flow's direction (`first(p) ~= second(p + flow(p))`) belongs to the trained weights and
   cannot show with random ones; what is checked is that nothing between the released tensors and
@@ -134,7 +135,7 @@ def test_flownets_full_resolution_flow_is_the_originals_inference(flownets_ref, 
   ours = models.create("flownets", width=WIDTH).apply(flownets_variables, first, second)
   mean = np.asarray(flownet.MEAN_RGB, np.float32)
   stacked = np.concatenate([first - mean, second - mean], -1)
-  padded = np.pad(stacked, ((0, 0), (0, -height % 64), (0, -width % 64), (0, 0)), mode="edge")
+  padded = np.pad(stacked, ((0, 0), (0, -height % 64), (0, -width % 64), (0, 0)))
   with torch.no_grad():
     flow2 = flownets_ref.eval()(_nchw(padded))
     full = flownet.DIV_FLOW * F.interpolate(flow2, size=padded.shape[1:3], mode="bilinear",

@@ -4,6 +4,9 @@ The reference networks (tests/torch_reference.py) are rebuilt from the authors' 
 (width 0.125) so the suite stays fast; the state dicts have the released files' key names.
 """
 
+import pathlib
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -93,11 +96,21 @@ def test_deblurgan_matches_pytorch(deblurgan_ref):
   np.testing.assert_allclose(2 * np.asarray(ours) - 1, _nhwc(theirs), atol=ATOL)
 
 
+def _documented_mean(filename):
+  """The mean docs/models.md records for a released FlowNetS file (its checkpoint table)."""
+  text = (pathlib.Path(__file__).resolve().parents[1] / "docs" / "models.md").read_text()
+  row = re.search(rf"^\| `{re.escape(filename)}` \|.*?`\(([-\d., ]+)\)`", text, re.MULTILINE)
+  assert row, f"docs/models.md has no mean for {filename}"
+  return np.asarray([float(v) for v in row.group(1).split(",")], np.float32)
+
+
 def test_flownets_matches_pytorch_at_every_scale(flownets_ref, flownets_variables):
+  """The original fed the images minus the mean docs/models.md gives for flownets_EPE1.951 (from
+  FlowNetPytorch's history): changing the model's mean or that table alone fails here."""
   first, second = np.random.default_rng(1).random((2, 2, 64, 128, 3), np.float32)
   model = models.create("flownets", width=WIDTH)
   ours = model.apply(flownets_variables, first, second, multiscale=True)
-  mean = np.asarray(flownet.MEAN_RGB, np.float32)
+  mean = _documented_mean("flownets_EPE1.951.pth.tar")
   with torch.no_grad():
     theirs = flownets_ref.train()(_nchw(np.concatenate([first - mean, second - mean], -1)))
   assert len(ours) == len(theirs) == 5
@@ -110,7 +123,8 @@ def test_flownets_matches_pytorch_at_every_scale(flownets_ref, flownets_variable
 def test_flownets_full_resolution_flow_is_the_originals_inference(flownets_ref, flownets_variables,
                                                                   size):
   """Pixels = DIV_FLOW x bilinear (half-pixel) upsampling of flow2, channel 0 along x, as
-  FlowNetPytorch's run_inference computes it; sizes off the /64 grid are edge-padded and cropped.
+  FlowNetPytorch's run_inference computes it; sizes off the /64 grid are zero-padded (after the
+  mean) and cropped.
 
   The flow's direction (`first(p) ~= second(p + flow(p))`) belongs to the trained weights and
   cannot show with random ones; what is checked is that nothing between the released tensors and
@@ -121,7 +135,7 @@ def test_flownets_full_resolution_flow_is_the_originals_inference(flownets_ref, 
   ours = models.create("flownets", width=WIDTH).apply(flownets_variables, first, second)
   mean = np.asarray(flownet.MEAN_RGB, np.float32)
   stacked = np.concatenate([first - mean, second - mean], -1)
-  padded = np.pad(stacked, ((0, 0), (0, -height % 64), (0, -width % 64), (0, 0)), mode="edge")
+  padded = np.pad(stacked, ((0, 0), (0, -height % 64), (0, -width % 64), (0, 0)))
   with torch.no_grad():
     flow2 = flownets_ref.eval()(_nchw(padded))
     full = flownet.DIV_FLOW * F.interpolate(flow2, size=padded.shape[1:3], mode="bilinear",

@@ -23,8 +23,12 @@ from reblur_jax.models import layers
 
 DIV_FLOW = 20.0
 MULTISCALE_WEIGHTS = (0.005, 0.01, 0.02, 0.08, 0.32)  # flow2 .. flow6, as in the original.
-MEAN_RGB = (0.45, 0.432, 0.411)  # FlowNetPytorch's training mean (RGB input).
-SIZE_MULTIPLE = 64  # Six stride-2 stages; inputs are edge-padded up to a multiple of this.
+# Subtracted from R, G, B: FlowNetPytorch trained its released weights on RGB images minus the
+# Caffe FlowNet's BGR-ordered Flying Chairs mean (docs/models.md has the history).
+MEAN_RGB = (0.411, 0.432, 0.45)
+# Six stride-2 stages: inputs are padded up to a multiple of this. With zeros (after the mean):
+# closest to the original's unpadded run of all extensions measured (docs/models.md).
+SIZE_MULTIPLE = 64
 
 # Encoder: (name, output channels at width 1, kernel, stride); outputs of conv2, conv3_1,
 # conv4_1, conv5_1 feed the decoder.
@@ -69,7 +73,7 @@ class FlowNetS(nn.Module):
     height, width = first.shape[1:3]
     mean = jnp.asarray(MEAN_RGB, first.dtype)
     x = jnp.concatenate([first - mean, second - mean], axis=-1)
-    x = layers.pad_to_multiple(x, SIZE_MULTIPLE, "edge")
+    x = layers.pad_to_multiple(x, SIZE_MULTIPLE, "constant")
     flows = self._pyramid(x)
     if multiscale:
       return tuple(f[:, :-(-height // 2**k), :-(-width // 2**k)]

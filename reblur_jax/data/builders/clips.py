@@ -192,7 +192,7 @@ class ClipBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
 
   # TFDS prints "Downloading and preparing dataset Unknown size ..." and "... downloaded and
   # prepared to ...", wrong for sets rendered or read from local files. The start is logged as
-  # what it is; where the set went is the caller's last line (prepare's, or the training log's).
+  # what it is, naming the directory; `prepare`'s last line says when the set is ready.
   def _log_download_bytes(self) -> None:
     logging.info("Generating %s/%s in %s (locally; nothing is downloaded).", self.name,
                  self.builder_config.name, self.data_dir)

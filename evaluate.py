@@ -14,11 +14,13 @@ The settings come from the checkpoint's own config unless --config gives a confi
 with overrides, e.g. --config=configs/dvd_reblur.py --config.init_checkpoint=...).
 """
 
+import os
+
 from absl import app
 from absl import flags
 from ml_collections import config_flags
 
-from reblur_jax.evaluation import evaluate
+from reblur_jax import console
 from reblur_jax.evaluation import report
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Training workdir; reports go to <workdir>/eval.",
@@ -55,6 +57,10 @@ def _size(text: str) -> tuple[int, int] | None:
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+  console.quiet()
+  # Imported once the flags are parsed, so that --help and flag errors answer at once.
+  from reblur_jax.evaluation import evaluate  # pylint: disable=g-import-not-at-top
+
   try:
     result = evaluate.evaluate(
         _CONFIG.value, _WORKDIR.value, checkpoint=_CHECKPOINT.value, datasets=_DATASETS.value,
@@ -63,6 +69,9 @@ def main(argv):
   except (FileNotFoundError, ValueError, MemoryError) as e:  # The message says what to fix.
     raise SystemExit(f"error: {e}") from None
   print(report.to_markdown(result))
+  directory = os.path.join(os.path.abspath(_WORKDIR.value), evaluate.EVAL_DIR)
+  print(f"Report in {os.path.join(directory, 'report.md')} (and report.json, comparison grids "
+        f"and TensorBoard summaries in {directory}).")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,7 @@
 r"""Trains a Reblur2Deblur model: `python train.py --config=configs/<run>.py --workdir=<dir>`.
 
+  python train.py --config=configs/dvd_supervised.py:cpu --workdir=runs/dvd_supervised
+
 Configs (`configs/`) say what each run reproduces; any field can be overridden, e.g.
 `--config.alpha=0.2`, and `--config=configs/dvd_reblur.py:cpu` picks a variant. Rerunning the same
 command resumes from the newest checkpoint in --workdir. Multi-host: add --distributed on every
@@ -7,16 +9,14 @@ host (SLURM, Open MPI and Cloud TPU are detected; elsewhere also pass --coordina
 --num_processes and --process_id).
 """
 
-import logging as std_logging
 import os
 
-import jax
 from absl import app
 from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
-from reblur_jax.training import train
+from reblur_jax import console
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints and summaries.",
                                required=True)
@@ -30,15 +30,14 @@ _NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Processes, with --
 _PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process, with --distributed.")
 
 
-def _quiet_orbax(record) -> bool:
-  """Drops Orbax's INFO records (dozens per checkpoint), which would bury the training log."""
-  return record.levelno > std_logging.INFO or f"{os.sep}orbax{os.sep}" not in record.pathname
-
-
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-  logging.get_absl_logger().addFilter(_quiet_orbax)
+  console.quiet()
+  # Imported once the flags are parsed, so that --help and flag errors answer at once.
+  import jax  # pylint: disable=g-import-not-at-top
+  from reblur_jax.training import train  # pylint: disable=g-import-not-at-top
+
   if _DISTRIBUTED.value:
     jax.distributed.initialize(coordinator_address=_COORDINATOR.value,
                                num_processes=_NUM_PROCESSES.value, process_id=_PROCESS_ID.value)
@@ -49,6 +48,10 @@ def main(argv):
   except train.NonFiniteLossError as e:
     logging.error("%s", e)
     raise SystemExit(f"error: {e}") from None
+  if jax.process_index() == 0:
+    workdir = os.path.abspath(_WORKDIR.value)
+    print(f"Trained networks in {os.path.join(workdir, train.VARIABLES_DIR)}; checkpoints and "
+          f"TensorBoard summaries in {workdir}.")
 
 
 if __name__ == "__main__":

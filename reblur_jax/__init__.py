@@ -10,29 +10,28 @@ What a notebook or script needs:
 * `train_and_evaluate(config, workdir)`: what `train.py` runs;
 * `deblur_video(checkpoint, input_path, output, ...)`: what `python -m reblur_jax.deblur` runs.
 
-The training and inference entry points are imported on first use: they bring in the input
-pipeline and the summary writers, which the physics and the models alone do not need.
+Every name is imported on first use, so that the commands (`python -m reblur_jax.deblur`,
+`python -m reblur_jax.data.prepare`) answer `--help` without loading JAX, and the physics and the
+models alone do not bring in the input pipeline and the summary writers.
 """
 
 import importlib
 
-from reblur_jax import blur
-from reblur_jax import checkpoint
-from reblur_jax import metrics
-from reblur_jax import models
-
 __version__ = "0.1.0"
 
+_MODULES = ("blur", "checkpoint", "metrics", "models")
 _LAZY = {  # Public name: (module, name there).
     "restore_checkpoint": ("reblur_jax.training", "restore_checkpoint"),
     "train_and_evaluate": ("reblur_jax.training", "train_and_evaluate"),
     "deblur_video": ("reblur_jax.deblur", "deblur"),
 }
 
-__all__ = ["blur", "checkpoint", "metrics", "models", *_LAZY]
+__all__ = [*_MODULES, *_LAZY]
 
 
 def __getattr__(name: str):
+  if name in _MODULES:
+    return importlib.import_module(f"reblur_jax.{name}")
   if name not in _LAZY:
     raise AttributeError(f"module 'reblur_jax' has no attribute {name!r}")
   module, attribute = _LAZY[name]

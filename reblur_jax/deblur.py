@@ -21,31 +21,34 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ml_collections
 import numpy as np
 import tqdm
 from absl import app
 from absl import flags
+from absl import logging
 
-from reblur_jax import checkpoint as checkpoint_lib
-from reblur_jax.evaluation import adapt as adapt_lib
-from reblur_jax.evaluation import inference
-from reblur_jax.evaluation import networks
-from reblur_jax.evaluation import video
+from reblur_jax import console
+
+# The networks, JAX and the input pipeline are imported by the functions that use them, so that
+# the command answers --help and bad flags at once instead of after seconds of imports.
+if TYPE_CHECKING:
+  from reblur_jax.evaluation import inference
 
 PyTree = Any
 
 
 def deblur(checkpoint: str, input_path: str, output: str, *, overwrite: bool = False,
-           adapt_steps: int = 0, adapt_learning_rate: float = adapt_lib.LEARNING_RATE,
+           adapt_steps: int = 0, adapt_learning_rate: float | None = None,
            adapt_batch_size: int | None = None, flow_checkpoint: str | None = None,
            labeled_dataset: str | None = None, data_dir: str | None = None,
            tile: int | None = None) -> dict[str, list[str]]:
   """Deblurs the video at `input_path` into `output` (module docstring); returns what it wrote.
 
-  Every input is checked before any network runs.
+  Every input is checked before any network runs. `adapt_learning_rate` None is the paper's
+  fine-tuning rate, `adapt.LEARNING_RATE`.
 
   Raises:
     FileNotFoundError: no input, no checkpoint, or (adapting) no flow network.
@@ -53,6 +56,10 @@ def deblur(checkpoint: str, input_path: str, output: str, *, overwrite: bool = F
       (`networks.ModelMismatchError`).
     FileExistsError: `output` holds files of the same names, and not `overwrite`.
   """
+  from reblur_jax.evaluation import adapt as adapt_lib  # pylint: disable=g-import-not-at-top
+  from reblur_jax.evaluation import networks  # pylint: disable=g-import-not-at-top
+  from reblur_jax.evaluation import video  # pylint: disable=g-import-not-at-top
+
   clip = video.read(input_path)
   stem = os.path.splitext(os.path.basename(os.path.normpath(input_path)))[0]
   paths = video.output_paths(output, clip, stem=f"{stem}_deblurred")
@@ -67,12 +74,16 @@ def deblur(checkpoint: str, input_path: str, output: str, *, overwrite: bool = F
   if adapt_steps:
     config = adapt_lib.adaptation_config(
         config, steps=adapt_steps, frame_size=clip.frames.shape[1:3],
-        learning_rate=adapt_learning_rate, batch_size=adapt_batch_size,
+        learning_rate=(adapt_lib.LEARNING_RATE if adapt_learning_rate is None
+                       else adapt_learning_rate), batch_size=adapt_batch_size,
         labeled_dataset=labeled_dataset, data_dir=data_dir)
     flow = flow_variables(run, config, flow_checkpoint)
     clips = video.Clips(clip.frames, adapt_lib.clip_length(config))
     variables, _ = adapt_lib.adapt(config, {"deblur": variables, "flow": flow}, clips)
 
+  logging.info("Deblurring %d frames of %s with %s of %s, step %d%s.", len(clip.frames),
+               input_path, networks.describe(config.model, config.model_kwargs), checkpoint,
+               run.step, f", adapted for {adapt_steps} steps" if adapt_steps else "")
   restored = deblur_frames(networks.deblur_fn(module, variables), clip.frames,
                            module.num_input_frames, tile=tile)
   video.write(paths, restored, fps=clip.fps)
@@ -85,6 +96,9 @@ def flow_variables(run, config: ml_collections.ConfigDict, flow_checkpoint: str 
 
   A training run given as `flow_checkpoint` brings its `flow_model_kwargs` into `config`.
   """
+  from reblur_jax import checkpoint as checkpoint_lib  # pylint: disable=g-import-not-at-top
+  from reblur_jax.evaluation import networks  # pylint: disable=g-import-not-at-top
+
   if "flow" in run.state["params"]:
     return networks.run_variables(run, "flow", source="the checkpoint")
   if not flow_checkpoint:
@@ -106,6 +120,9 @@ def flow_variables(run, config: ml_collections.ConfigDict, flow_checkpoint: str 
 def deblur_frames(fn: inference.DeblurFn, frames: np.ndarray, window: int, *,
                   tile: int | None = None) -> np.ndarray:
   """Restores every frame of `uint8 [N, H, W, 3]` from its `window`-frame clip; `uint8` out."""
+  from reblur_jax.evaluation import inference  # pylint: disable=g-import-not-at-top
+  from reblur_jax.evaluation import video  # pylint: disable=g-import-not-at-top
+
   clips = video.Clips(frames, window)
   shape = (1, window) + frames.shape[1:]
   tile = inference.choose_tile(fn, shape, tile=tile)
@@ -127,7 +144,8 @@ def _define_flags() -> None:
   flags.DEFINE_bool("overwrite", False, "Replace files of the same names in --output.")
   flags.DEFINE_integer("adapt_steps", 0, "Fine-tune on the input with the reblur loss for this "
                        "many steps first (0: no adaptation).")
-  flags.DEFINE_float("adapt_learning_rate", adapt_lib.LEARNING_RATE, "Adam's rate for adapting.")
+  flags.DEFINE_float("adapt_learning_rate", None, "Adam's rate for adapting (default: the "
+                     "paper's fine-tuning rate, 1e-4).")
   flags.DEFINE_integer("adapt_batch_size", None, "Clips per adaptation step (default: the "
                        "checkpoint config's batch_size).")
   flags.DEFINE_string("flow_checkpoint", None, "FlowNetS for adapting when the checkpoint has "
@@ -142,6 +160,7 @@ def _define_flags() -> None:
 def main(argv: Sequence[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+  console.quiet()
   args = flags.FLAGS
   try:
     paths = deblur(args.checkpoint, args.input, args.output, overwrite=args.overwrite,

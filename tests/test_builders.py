@@ -199,7 +199,10 @@ def test_prepare_command_line(tmp_path):
              f"--manual_dir={tmp_path / 'manual'}", f"--data_dir={data_dir}", "--config=default_t7"]
   done = subprocess.run(command, capture_output=True, text=True, timeout=300)
   assert done.returncode == 0, done.stderr[-2000:]
-  assert "blurry_video/default_t7/1.0.0 ready" in done.stdout and "train: 10 clips" in done.stdout
+  assert "blurry_video/default_t7/1.0.0 ready" in done.stdout.splitlines()[-1]
+  assert "train: 10 clips" in done.stdout
+  assert "Generating blurry_video/default_t7" in done.stderr
+  assert "Downloading" not in done.stdout + done.stderr
   assert (data_dir / "blurry_video" / "default_t7" / "1.0.0" / "dataset_info.json").exists()
   missing = subprocess.run(command[:4] + [f"--data_dir={data_dir}"], capture_output=True,
                            text=True, timeout=300)

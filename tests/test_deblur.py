@@ -179,6 +179,54 @@ def test_flow_network_from_another_run_or_a_variables_directory(run, network):
     deblur.flow_variables(_without_flow(restored), config, run.baseline)
 
 
+# ----------------------------------------------------------------------------- the command
+
+
+def _python(code: str) -> subprocess.CompletedProcess:
+  return subprocess.run([sys.executable, "-c", code], env=test_evaluate.subprocess_env(),
+                        capture_output=True, text=True, timeout=300)
+
+
+def test_the_command_and_what_it_runs_import_no_tensorflow():
+  """TensorFlow (seconds to import) serves summary writers and dataset preparation only."""
+  result = _python("import sys\n"
+                   "import reblur_jax.deblur\n"
+                   "from reblur_jax.evaluation import adapt, inference, networks, video\n"
+                   "print('tensorflow' in sys.modules)\n")
+  assert result.returncode == 0, result.stderr[-2000:]
+  assert result.stdout.split() == ["False"]
+
+
+def test_help_shows_an_example_before_jax_loads():
+  result = _python("import runpy, sys\n"
+                   "sys.argv = ['deblur', '--help']\n"
+                   "try:\n"
+                   "  runpy.run_module('reblur_jax.deblur', run_name='__main__', alter_sys=True)\n"
+                   "except SystemExit:\n"
+                   "  pass\n"
+                   "print('jax imported:', 'jax' in sys.modules)\n")
+  assert "  python -m reblur_jax.deblur --checkpoint=runs/dvd_reblur --input=" in result.stdout
+  assert result.stdout.splitlines()[-1] == "jax imported: False"
+
+
+def test_the_console_holds_the_commands_own_lines(run, inputs, tmp_path):
+  """No framework banner or backend probing (none of the switches the tests set elsewhere); the
+  last line says where the frames went."""
+  env = {k: v for k, v in os.environ.items()
+         if k not in ("JAX_PLATFORMS", "TF_CPP_MIN_LOG_LEVEL", "TF_ENABLE_ONEDNN_OPTS")}
+  result = subprocess.run(
+      [sys.executable, "-m", "reblur_jax.deblur", f"--checkpoint={run.workdir}",
+       f"--input={inputs['folder']}", f"--output={tmp_path}"],
+      env=env, capture_output=True, text=True, timeout=600)
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert result.stdout.splitlines()[-1] == f"Wrote {NUM_FRAMES} frames to {tmp_path}."
+  for noise in ("oneDNN", "TensorFlow", "backend 'tpu'", "orbax", "read only"):
+    assert noise not in result.stderr
+  info = [line for line in result.stderr.splitlines() if line[:1] == "I" and line[1:5].isdigit()]
+  assert info and all(" deblur.py:" in line for line in info)
+  assert len(os.listdir(tmp_path)) == NUM_FRAMES
+
+
 # ----------------------------------------------------------------------------- bad input
 
 

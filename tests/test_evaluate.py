@@ -107,6 +107,9 @@ def evaluation(run, tmp_path_factory):
         env=subprocess_env(), cwd=REPO, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     assert f"## {DATASET}, split test" in result.stdout  # The table is printed too.
+    report = os.path.join(workdir, "eval", "report.md")
+    assert result.stdout.splitlines()[-1].startswith(f"Report in {report} ")
+    assert "oneDNN" not in result.stderr  # TensorFlow writes the summaries, without its banner.
 
   directory = once_per_session(tmp_path_factory, "evaluation", evaluate_run) / "eval"
   with open(directory / "report.json") as f:

@@ -60,6 +60,8 @@ def uninterrupted(environment, tmp_path_factory):
   workdir = tmp_path_factory.mktemp("uninterrupted")
   result = _train(environment, workdir)
   assert result.returncode == 0, result.stderr[-3000:]
+  assert result.stdout.splitlines()[-1].startswith(f"Trained networks in {workdir}/variables;")
+  assert "oneDNN" not in result.stderr  # TensorFlow writes the summaries, without its banner.
   return workdir
 
 

@@ -22,6 +22,7 @@ from absl import app
 from absl import flags
 
 import reblur_jax.data  # noqa: F401  Registers the builders.
+from reblur_jax import console
 from reblur_jax.data.builders import frames
 
 NAMES = ("synthetic_blur", "gopro", "dvd", "blurry_video")
@@ -66,6 +67,7 @@ def _define_flags() -> None:
 def main(argv: Sequence[str]) -> None:
   if len(argv) != 2:
     raise app.UsageError(f"Give one dataset name, one of {NAMES}.")
+  console.quiet()
   args = flags.FLAGS
   try:
     builder = prepare(argv[1], config=args.config, data_dir=args.data_dir,

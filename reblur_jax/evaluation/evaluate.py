@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import jax
 import jax.numpy as jnp
@@ -26,7 +27,6 @@ import ml_collections
 import numpy as np
 import tqdm
 from absl import logging
-from clu import metric_writers
 from PIL import Image
 
 from reblur_jax import metrics
@@ -35,6 +35,9 @@ from reblur_jax.evaluation import grids
 from reblur_jax.evaluation import inference
 from reblur_jax.evaluation import networks
 from reblur_jax.evaluation import report as report_lib
+
+if TYPE_CHECKING:
+  from clu import metric_writers
 
 EVAL_DIR = "eval"
 
@@ -102,6 +105,9 @@ def evaluate(config: ml_collections.ConfigDict | None, workdir: str | os.PathLik
 
   directory = os.path.join(workdir, EVAL_DIR)
   os.makedirs(directory, exist_ok=True)
+  # Imported here: clu's writers import TensorFlow (seconds), which `evaluate.py --help` and
+  # the users of `scores` do not need.
+  from clu import metric_writers  # pylint: disable=g-import-not-at-top
   writer = metric_writers.create_default_writer(directory, asynchronous=False)
   datasets = parse_datasets(datasets or [config.eval_dataset], config.eval_split)
   data_dir = data_dir or config.get("data_dir") or None

@@ -213,7 +213,10 @@ def convert_file(model: str, path: str, *, width: float = 1.0, bn_stats: str | N
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  parser = argparse.ArgumentParser(
+      description=__doc__.split("\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter,
+      epilog="example:\n  python -m reblur_jax.models.convert --model=deblurgan "
+             "--input=latest_net_G.pth --output=ckpt/deblurgan")
   parser.add_argument("--model", required=True, choices=sorted(models.MODELS))
   parser.add_argument("--input", required=True, help="the released weights file")
   parser.add_argument("--output", required=True, help="directory for the Orbax checkpoint")

@@ -107,7 +107,6 @@ def _prepare_if_synthetic(name: str, data_dir: str | None) -> None:
   if builder_name != SYNTHETIC:
     return
   if jax.process_index() == 0:
-    logging.info("Preparing %s if needed (generated locally, nothing is downloaded).", name)
     prepare.prepare(SYNTHETIC, config=builder_config or None, data_dir=data_dir)
   # Other hosts wait until process 0 has written it (a shared filesystem is assumed).
   if jax.process_count() > 1:

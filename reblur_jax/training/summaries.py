@@ -8,10 +8,13 @@ before any checkpoint of a later step is written.
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 import jax
 import numpy as np
-from clu import metric_writers
+
+if TYPE_CHECKING:
+  from clu import metric_writers
 
 # The order of the columns of an image summary.
 IMAGE_COLUMNS = ("blurry", "deblurred", "reblurred", "sharp")
@@ -19,6 +22,8 @@ IMAGE_COLUMNS = ("blurry", "deblurred", "reblurred", "sharp")
 
 def create_writer(workdir: str | os.PathLike) -> metric_writers.MetricWriter:
   """TensorBoard files under `workdir` plus console logging; only logging on processes > 0."""
+  # Imported here: clu's writers import TensorFlow (seconds), which only a run's summaries need.
+  from clu import metric_writers  # pylint: disable=g-import-not-at-top
   return metric_writers.create_default_writer(
       os.fspath(workdir), just_logging=jax.process_index() > 0, asynchronous=True)
 

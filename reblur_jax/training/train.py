@@ -20,7 +20,6 @@ import numpy as np
 import optax
 import tqdm
 from absl import logging
-from clu import periodic_actions
 
 from reblur_jax import checkpoint
 from reblur_jax.training import checkpointing
@@ -207,6 +206,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
     writer.write_hparams(_flat_config(config))
     _write_eval(writer, 0, *evaluate(run, state, data.eval_batches(), mesh))
 
+  # Imported here: clu.periodic_actions imports TensorFlow (via its writers), which the modules
+  # that reuse this one's pieces (test-time adaptation, the deblur command) do not need.
+  from clu import periodic_actions  # pylint: disable=g-import-not-at-top
   report = periodic_actions.ReportProgress(num_train_steps=total_steps, writer=writer)
   pending = summaries.StepMetrics()
   try:

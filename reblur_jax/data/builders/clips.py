@@ -25,6 +25,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import tensorflow_datasets as tfds
+from absl import logging
 
 from reblur_jax.data.builders import frames as frames_lib
 
@@ -188,6 +189,16 @@ class ClipBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     if not count:
       raise ValueError(f"Split {split!r} of {self.name}/{self.builder_config.name} has no clips: "
                        "every sequence was empty or skipped. Check the input files.")
+
+  # TFDS prints "Downloading and preparing dataset Unknown size ..." and "... downloaded and
+  # prepared to ...", wrong for sets rendered or read from local files. The start is logged as
+  # what it is, naming the directory; `prepare`'s last line says when the set is ready.
+  def _log_download_bytes(self) -> None:
+    logging.info("Generating %s/%s in %s (locally; nothing is downloaded).", self.name,
+                 self.builder_config.name, self.data_dir)
+
+  def _log_download_done(self) -> None:
+    pass
 
   def manual_dir(self, dl_manager: tfds.download.DownloadManager) -> str:
     """The manual directory, or a `FileNotFoundError` naming it and the expected layout."""

@@ -147,8 +147,11 @@ def load_flownet(path: str) -> tuple[FlowFn, str]:
     FileNotFoundError, networks.ModelMismatchError: nothing, or not a FlowNetS, at `path`.
   """
   path = os.path.abspath(os.path.expanduser(path))
+  trained = "a variables directory"
   if networks.is_run(path):
-    variables = networks.run_variables(networks.restore_run(path), "flow", source=path)
+    run = networks.restore_run(path)
+    variables = networks.run_variables(run, "flow", source=path)
+    trained = f"step {run.step} of its training run"
   else:
     variables = checkpoint_lib.load_variables(path)
   try:
@@ -159,7 +162,7 @@ def load_flownet(path: str) -> tuple[FlowFn, str]:
   module = models.create("flownets", width=width)
   model = networks.describe("flownets", {"width": width})
   networks.check_variables(module, variables, source=path, model=model)
-  return flownet_fn(module, jax.device_put(variables)), model
+  return flownet_fn(module, jax.device_put(variables)), f"{model}, {trained}"
 
 
 def tvl1_flow(first: np.ndarray, second: np.ndarray) -> np.ndarray:

@@ -14,8 +14,9 @@ REAL_DATA = {"gopro": "gopro/blur", "dvd": "dvd/default"}
 # Each real set's tau, `reblur_jax.blur.exposure_tau(E, D)` for E high-speed frames averaged per
 # blurry frame and D high-speed frames between consecutive blurry frames (docs/data.md, "tau of
 # the real sets"): GoPro averages E = 7-13 frames of 240 fps video into time-disjoint, adjacent
-# windows (D = E); DVD averages E = 7 of the 8 frames between its 30 fps frames (D = 8). The
-# paper's text (tau = 1) is the ablation `--config.tau=1`.
+# windows (D = E); DVD averages E = 7 of the 8 frames between its 30 fps frames (D = 8; E is
+# still to be checked against Su et al.'s text, docs/data.md). The paper's text (tau = 1) is the
+# ablation `--config.tau=1`.
 REAL_DATA_TAU = {"gopro": 0.5, "dvd": 7 / 16}
 
 

@@ -10,7 +10,8 @@ configs/deblurgan_supervised.py run, and a trained FlowNetS:
       --config.flow_init_checkpoint=runs/flownets/variables/flow
 
 `:cpu` shrinks it for a laptop. Without data it uses the embedded synthetic set; `:gopro` and
-`:dvd` are the paper's runs on those sets, as in configs/dvd_reblur.py:
+`:dvd` are the paper's runs on those sets, as in configs/dvd_reblur.py (tau = the set's exposure,
+docs/data.md; `--config.tau=1` for the paper's text):
 
   python train.py --config=configs/deblurgan_reblur.py:gopro --workdir=runs/deblurgan_reblur_gopro \
       --config.init_checkpoint=ckpt/deblurgan --config.flow_init_checkpoint=ckpt/flownets

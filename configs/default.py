@@ -11,6 +11,13 @@ import ml_collections
 VARIANTS = ("", "cpu", "gopro", "dvd")
 # TFDS name/config of the real sets in 3-frame clips; DVD's 5-frame input reads the `_t7` ones.
 REAL_DATA = {"gopro": "gopro/blur", "dvd": "dvd/default"}
+# Each real set's tau, `reblur_jax.blur.exposure_tau(E, D)` for E high-speed frames averaged per
+# blurry frame and D high-speed frames between consecutive blurry frames (docs/data.md, "tau of
+# the real sets"): GoPro averages E = 7-13 frames of 240 fps video into time-disjoint, adjacent
+# windows (D = E); DVD averages E = 7 of the 8 frames between its 30 fps frames (D = 8; E is
+# still to be checked against Su et al.'s text, docs/data.md). The paper's text (tau = 1) is the
+# ablation `--config.tau=1`.
+REAL_DATA_TAU = {"gopro": 0.5, "dvd": 7 / 16}
 
 
 def apply_variant(config: ml_collections.ConfigDict, variant: str, *, cpu_steps: int
@@ -53,12 +60,13 @@ def shrink_for_cpu(config: ml_collections.ConfigDict, *, width: float, steps: in
 def use_real_data(config: ml_collections.ConfigDict, name: str) -> ml_collections.ConfigDict:
   """The paper's setting on GoPro ("gopro", its MCD) or DVD ("dvd"), prepared as docs/data.md
   says: S = the train split, U and evaluation = the test split (the paper fine-tunes on the
-  blurry frames of its test videos), tau = 1 (the paper's exposure)."""
+  blurry frames of its test videos), tau = the set's exposure (`REAL_DATA_TAU`; the paper's
+  text says 1, reachable as `--config.tau=1`)."""
   for group in ("labeled", "unlabeled", "eval"):
     clips = "_t7" if config[f"{group}_dataset"].endswith("_t7") else ""
     config[f"{group}_dataset"] = REAL_DATA[name] + clips
   config.labeled_split, config.unlabeled_split, config.eval_split = "train", "test", "test"
-  config.tau = 1.0
+  config.tau = REAL_DATA_TAU[name]
   if "head" in config.model_kwargs:
     config.model_kwargs.head = "original"  # These runs start from the released DVD weights.
   return config
@@ -95,7 +103,10 @@ def get_config() -> ml_collections.ConfigDict:
   config.alpha = 0.1  # Weight of the self-supervised term L_U (paper: 0.1).
   config.blur_model = "conv"  # "conv" (the paper's kernel table) or "warp" (Table 3 ablation).
   config.frames = 3  # Frames the blur model uses: 3 (t-1, t, t+1) or 2 (t, t+1; Table 5).
-  config.tau = 1.0  # Exposure fraction of the flow to each neighbour (paper: 1).
+  # Exposure fraction of the flow to each neighbour: each blur segment spans tau times the flow
+  # to that neighbour, E / (2 D) for E sub-frames averaged, D between frames (docs/blur_model.md;
+  # the paper's text: 1). The reblur configs set their data's value.
+  config.tau = 1.0
   config.max_disp = 16  # Flow range of the conv kernel table, pixels (paper: 16).
   config.blur_samples = 8  # Warps per segment of the warp model.
 

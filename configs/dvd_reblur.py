@@ -16,11 +16,14 @@ configs/flownets_pretrain.py runs:
 
 With nothing downloaded it trains on the embedded synthetic set (prepared on first use). The
 paper's runs on real video (Table 2) are the `:gopro` and `:dvd` variants: S = the set's train
-split, U and evaluation = its test split, tau = 1; prepare the set first (docs/data.md) and start
-from the released weights:
+split, U and evaluation = its test split, tau = the set's exposure (0.5 for GoPro, 7/16 for DVD,
+derived in docs/data.md); prepare the set first (docs/data.md) and start from the released
+weights:
 
   python train.py --config=configs/dvd_reblur.py:dvd --workdir=runs/dvd_reblur_dvd \
       --config.init_checkpoint=ckpt/dvd --config.flow_init_checkpoint=ckpt/flownets
+
+The paper's text uses tau = 1 on both sets; that is the ablation `--config.tau=1`.
 
 Ablations: --config.blur_model=warp (Table 3), --config.frames=2 (Table 5). `:cpu` is the
 synthetic run at laptop scale (thin networks, 64-pixel crops; what `make demo` fine-tunes):

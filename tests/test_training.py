@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from reblur_jax import blur
 from reblur_jax.training import losses
 from reblur_jax.training import optim
 from reblur_jax.training import sharding
@@ -41,9 +42,15 @@ def test_real_data_variants_use_the_paper_sets_and_exposure():
   gopro = importlib.import_module("configs.dvd_reblur").get_config("gopro")
   assert (gopro.labeled_dataset, gopro.unlabeled_dataset, gopro.eval_dataset) == (
       "gopro/blur_t7",) * 3  # DVD reads 7-frame clips.
-  assert (gopro.labeled_split, gopro.unlabeled_split, gopro.tau) == ("train", "test", 1.0)
+  assert (gopro.labeled_split, gopro.unlabeled_split) == ("train", "test")
   dvd = importlib.import_module("configs.deblurgan_reblur").get_config("dvd")
   assert dvd.unlabeled_dataset == "dvd/default"  # DeblurGAN reads 3-frame clips.
+  # tau from how each set was made (docs/data.md): GoPro's adjacent windows of E = 7..13 frames,
+  # DVD's E = 7 of every D = 8 frames; the paper's tau = 1 stays an explicit override.
+  assert gopro.tau == blur.exposure_tau(7, 7) == blur.exposure_tau(13, 13)
+  assert dvd.tau == blur.exposure_tau(7, 8)
+  gopro.tau = 1.0  # The paper's text, as `--config.tau=1` sets it.
+  train.validate_config(gopro, 1)
   with pytest.raises(ValueError, match="needs ground-truth flow"):
     importlib.import_module("configs.flownets_pretrain").get_config("dvd")
 

@@ -1,0 +1,441 @@
+r"""Where is the reblur signal lost? The latent-image experiment of issue 12.
+
+  python -m experiments.signal_diagnostic --flow_checkpoint=runs/demo/flownets
+
+No network is trained. For held-out synthetic frames (the test photos, seeds no data set uses),
+the sharp frame `x` itself is optimised with Adam, starting from the blurry frame, to minimise the
+self-supervised loss `MSE(reblur(x, flow_prev, flow_next, tau), blurry)`, and its PSNR against the
+true sharp frame is read after fixed numbers of steps. If the blur model with some flows and `tau`
+carries deblurring signal, PSNR rises above the blurry input's; the rows differ in one link each:
+
+* the flows: the renderer's true flows; FlowNetS on the blurry frames, fixed; FlowNetS recomputed
+  every step from the current estimate (FlowNetS(blurry t+1, x) and FlowNetS(blurry t-1, x): the
+  middle frame is `x`, its neighbours stay the blurry frames), with gradients through FlowNetS as
+  training has them, or with the flows' gradient stopped; scikit-image's TV-L1 on the blurry
+  frames, fixed, as a classical reference;
+* `tau`: the data's exposure (0.5: E = D = 9 sub-frames) against the paper's text (1);
+* the border: the loss on every pixel, or only where both blur segments stay inside the frame
+  (where `reblur` clamps, a real camera saw beyond the border), or only where the renderer says
+  the model holds (no occlusion, no layer edge in reach, segments inside the frame).
+
+The results are a markdown report (`--output`) with the command that made it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import skimage.color
+import skimage.registration
+from absl import app
+from absl import flags
+
+from reblur_jax import blur
+from reblur_jax import checkpoint as checkpoint_lib
+from reblur_jax import metrics
+from reblur_jax import models
+from reblur_jax.data import synthetic
+from reblur_jax.data.builders import synthetic_blur
+from reblur_jax.evaluation import networks
+
+# Seeds of held-out sequences: past every test sequence the synthetic data sets render.
+FIRST_SEED = synthetic_blur.TEST_SEED_OFFSET + 200
+
+FlowFn = Callable[[jax.Array, jax.Array], jax.Array]
+
+
+@dataclasses.dataclass(frozen=True)
+class Row:
+  """One experiment: which flows drive the blur model, with which `tau` and loss mask.
+
+  Attributes:
+    key: short name, for `--rows`.
+    flows: "true" | "flownet" (on the blurry frames, fixed) | "flownet_x" (recomputed from `x`
+      every step) | "tvl1" (on the blurry frames, fixed).
+    tau: "data" (the renderer's exposure) or a number.
+    mask: "none" | "inside" (both segments end inside the frame) | "model" (the renderer's
+      pixels where the model holds).
+    stop_gradient: "flownet_x" only: stop the flows' gradient, so `x` moves only through the
+      blur model's image input.
+    label: how the report names it.
+  """
+  key: str
+  flows: str
+  label: str
+  tau: str | float = "data"
+  mask: str = "none"
+  stop_gradient: bool = False
+
+
+ROWS = (
+    Row("true", "true", "true flows, tau matched"),
+    Row("true_tau1", "true", "true flows, tau = 1 (the paper's text)", tau=1.0),
+    Row("flownet", "flownet", "FlowNetS on the blurry frames, fixed"),
+    Row("flownet_x", "flownet_x", "FlowNetS recomputed on x each step, gradients through it"),
+    Row("flownet_x_stop", "flownet_x", "FlowNetS recomputed on x each step, flows stop-gradient",
+        stop_gradient=True),
+    Row("true_inside", "true", "true flows, tau matched, loss on in-frame segments only",
+        mask="inside"),
+    Row("true_model", "true", "true flows, tau matched, loss where the model holds",
+        mask="model"),
+    Row("tvl1", "tvl1", "TV-L1 (scikit-image) on the blurry frames, fixed"),
+)
+FLOWNET_ROWS = ("flownet", "flownet_x", "flownet_x_stop")
+
+
+@dataclasses.dataclass(frozen=True)
+class Frames:
+  """The frames to restore and what each experiment needs of them, float32 in [0, 1].
+
+  `blurry`, `sharp` `[N, H, W, 3]`; `blurry_prev`, `blurry_next` the blurry neighbours; true
+  `flow_prev`, `flow_next` `[N, H, W, 2]`; `model_holds` `[N, H, W]` bool; `tau` of the data.
+  """
+  blurry: np.ndarray
+  sharp: np.ndarray
+  blurry_prev: np.ndarray
+  blurry_next: np.ndarray
+  flow_prev: np.ndarray
+  flow_next: np.ndarray
+  model_holds: np.ndarray
+  tau: float
+
+
+def render_frames(*, sequences: int, frames_per_sequence: int, size: int, max_speed: float,
+                  first_seed: int = FIRST_SEED) -> Frames:
+  """Held-out test-split frames: the `frames_per_sequence` inner frames of `sequences` videos."""
+  parts = []
+  for seed in range(first_seed, first_seed + sequences):
+    video = synthetic.render_sequence(
+        seed, split="test", num_frames=frames_per_sequence + 2, height=size, width=size,
+        max_speed=max_speed, return_boundaries=True)
+    blurry = video["blurry"].astype(np.float32) / 255.0
+    inner = slice(1, -1)
+    parts.append(dict(
+        blurry=blurry[inner], sharp=video["sharp"][inner].astype(np.float32) / 255.0,
+        blurry_prev=blurry[:-2], blurry_next=blurry[2:], flow_prev=video["flow_prev"][inner],
+        flow_next=video["flow_next"][inner], model_holds=~video["boundary"][inner],
+        tau=video["tau"]))
+  stacked = {key: np.concatenate([p[key] for p in parts]) for key in parts[0] if key != "tau"}
+  return Frames(tau=parts[0]["tau"], **stacked)
+
+
+# ----------------------------------------------------------------------------- flows
+
+
+def flownet_fn(module, variables) -> FlowFn:
+  """FlowNetS as `(first [N, H, W, 3], second) -> flow [N, H, W, 2]`, `first(p) ~= second(p +
+  flow(p))`: the pair (t+1, t) gives `flow_next`, (t-1, t) `flow_prev`, as in training."""
+  return functools.partial(module.apply, variables)
+
+
+def load_flownet(path: str) -> tuple[FlowFn, str]:
+  """FlowNetS from a training workdir or a variables directory, and its description.
+
+  A variables directory holds no config, so the width is read from the first convolution
+  (64 channels at width 1).
+
+  Raises:
+    FileNotFoundError, networks.ModelMismatchError: nothing, or not a FlowNetS, at `path`.
+  """
+  path = os.path.abspath(os.path.expanduser(path))
+  trained = "a variables directory"
+  if networks.is_run(path):
+    run = networks.restore_run(path)
+    variables = networks.run_variables(run, "flow", source=path)
+    trained = f"step {run.step} of its training run"
+  else:
+    variables = checkpoint_lib.load_variables(path)
+  try:
+    width = variables["params"]["conv1"]["kernel"].shape[-1] / 64
+  except (KeyError, TypeError, AttributeError, IndexError) as e:
+    raise networks.ModelMismatchError(f"{path} does not hold a FlowNetS network (no conv1 "
+                                      "kernel): pass a flow checkpoint.") from e
+  module = models.create("flownets", width=width)
+  model = networks.describe("flownets", {"width": width})
+  networks.check_variables(module, variables, source=path, model=model)
+  return flownet_fn(module, jax.device_put(variables)), f"{model}, {trained}"
+
+
+def tvl1_flow(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+  """TV-L1 flow of `[H, W, 3]` frames in the project's convention: `first(p) ~= second(p +
+  flow(p))`, channels (x, y).
+
+  `optical_flow_tvl1(reference, moving)` returns `(v_row, v_col)` with `reference(p) ~=
+  moving(p + v)`: the reference is `first`, and the channels are swapped.
+  """
+  v_row, v_col = skimage.registration.optical_flow_tvl1(skimage.color.rgb2gray(first),
+                                                        skimage.color.rgb2gray(second))
+  return np.stack([v_col, v_row], axis=-1).astype(np.float32)
+
+
+def fixed_flows(frames: Frames, source: str, flow_fn: FlowFn | None = None
+                ) -> tuple[np.ndarray, np.ndarray]:
+  """`(flow_prev, flow_next)` `[N, H, W, 2]` of a fixed source: "true", "flownet" or "tvl1"."""
+  if source == "true":
+    return frames.flow_prev, frames.flow_next
+  if source == "flownet":
+    flows = jax.jit(flow_fn)(np.concatenate([frames.blurry_prev, frames.blurry_next]),
+                             np.concatenate([frames.blurry, frames.blurry]))
+    flow_prev, flow_next = np.split(np.asarray(flows), 2)
+    return flow_prev, flow_next
+  if source == "tvl1":
+    return (np.stack([tvl1_flow(p, b) for p, b in zip(frames.blurry_prev, frames.blurry)]),
+            np.stack([tvl1_flow(n, b) for n, b in zip(frames.blurry_next, frames.blurry)]))
+  raise ValueError(f"unknown fixed flow source {source!r}.")
+
+
+def endpoint_errors(flow_prev, flow_next, frames: Frames) -> tuple[float, float]:
+  """Mean end-point error in pixels of `(flow_prev, flow_next)` against the true flows."""
+  return tuple(float(np.mean(np.linalg.norm(np.asarray(f) - t, axis=-1)))
+               for f, t in ((flow_prev, frames.flow_prev), (flow_next, frames.flow_next)))
+
+
+# ----------------------------------------------------------------------------- the experiment
+
+
+def loss_mask(frames: Frames, mask: str, tau: float) -> np.ndarray:
+  """Per-pixel weights `[N, H, W, 1]` of the loss (module docstring, "the border")."""
+  if mask == "none":
+    return np.ones(frames.blurry.shape[:3] + (1,), np.float32)
+  if mask == "model":
+    return frames.model_holds[..., None].astype(np.float32)
+  if mask == "inside":
+    height, width = frames.blurry.shape[1:3]
+    ys, xs = np.mgrid[:height, :width]
+    inside = np.ones(frames.blurry.shape[:3], bool)
+    for flow in (frames.flow_prev, frames.flow_next):
+      x_end, y_end = xs + tau * flow[..., 0], ys + tau * flow[..., 1]
+      inside &= (x_end >= 0) & (x_end <= width - 1) & (y_end >= 0) & (y_end <= height - 1)
+    return inside[..., None].astype(np.float32)
+  raise ValueError(f"unknown mask {mask!r}.")
+
+
+def run_row(row: Row, frames: Frames, *, steps: Sequence[int], learning_rate: float,
+            flow_fn: FlowFn | None = None) -> dict:
+  """Optimises `x` for `max(steps)` steps; PSNR to sharp (dB, mean over frames) at each of `steps`.
+
+  Returns:
+    `{"psnr": {step: dB}, "epe": (prev, next) px of the flows used (for "flownet_x", at the
+    start and end: a pair of pairs), "loss": the reblur loss at the start and the end, "tau":
+    tau, "seconds": wall}`.
+  """
+  tau = frames.tau if row.tau == "data" else float(row.tau)
+  mask = jnp.asarray(loss_mask(frames, row.mask, tau))
+  blurry = jnp.asarray(frames.blurry)
+  neighbours = jnp.concatenate([frames.blurry_prev, frames.blurry_next])
+  reblur = functools.partial(blur.reblur_batch, tau=tau, method="conv")
+
+  if row.flows == "flownet_x":
+    if flow_fn is None:
+      raise ValueError(f"row {row.key!r} needs FlowNetS.")
+
+    def flows_of(x):
+      flows = flow_fn(neighbours, jnp.concatenate([x, x]))
+      if row.stop_gradient:
+        flows = jax.lax.stop_gradient(flows)
+      return tuple(jnp.split(flows, 2))
+  else:
+    fixed = tuple(jnp.asarray(f) for f in fixed_flows(frames, row.flows, flow_fn))
+    flows_of = lambda x: fixed
+
+  def loss_and_flows(x):
+    flows = flows_of(x)
+    reblurred = reblur(x, *flows)
+    return jnp.sum(mask * jnp.square(reblurred - blurry)) / (3 * jnp.sum(mask)), flows
+
+  optimizer = optax.adam(learning_rate)
+
+  @jax.jit
+  def step(x, opt_state):
+    grad, _ = jax.grad(loss_and_flows, has_aux=True)(x)
+    updates, opt_state = optimizer.update(grad, opt_state)
+    return optax.apply_updates(x, updates), opt_state
+
+  # Compiled once, like `step`: eagerly, FlowNetS would compile layer by layer.
+  evaluate = jax.jit(loss_and_flows)
+
+  def score(x):
+    return float(jnp.mean(metrics.psnr(jnp.clip(x, 0.0, 1.0), jnp.asarray(frames.sharp))))
+
+  start = time.perf_counter()
+  x = blurry
+  opt_state = optimizer.init(x)
+  psnr = {0: score(x)} if 0 in steps else {}
+  loss_start, flows_start = evaluate(x)
+  for i in range(1, max(steps) + 1):
+    x, opt_state = step(x, opt_state)
+    if i in steps:
+      psnr[i] = score(x)
+  loss_end, flows_end = evaluate(x)
+  epe = endpoint_errors(*flows_start, frames)
+  if row.flows == "flownet_x":
+    epe = (epe, endpoint_errors(*flows_end, frames))
+  return {"psnr": psnr, "epe": epe, "loss": (float(loss_start), float(loss_end)), "tau": tau,
+          "seconds": time.perf_counter() - start}
+
+
+def run(rows: Sequence[Row], frames: Frames, *, steps: Sequence[int], learning_rate: float,
+        flow_fn: FlowFn | None = None, log: Callable[[str], None] = lambda _: None) -> dict:
+  """`run_row` for each row: `{row.key: result}`."""
+  results = {}
+  for row in rows:
+    results[row.key] = run_row(row, frames, steps=steps, learning_rate=learning_rate,
+                               flow_fn=flow_fn)
+    log(f"{row.key}: " + " ".join(f"{k}:{v:.2f}" for k, v in results[row.key]["psnr"].items())
+        + f" ({results[row.key]['seconds']:.0f} s)")
+  return results
+
+
+# ----------------------------------------------------------------------------- the report
+
+
+def _epe_cell(epe) -> str:
+  if isinstance(epe[0], tuple):
+    return f"{_epe_cell(epe[0])} -> {_epe_cell(epe[1])}"
+  return f"{epe[0]:.2f} / {epe[1]:.2f}"
+
+
+def markdown(rows: Sequence[Row], results: dict, frames: Frames, *, steps: Sequence[int],
+             command: str, flow_model: str | None, setup: str) -> str:
+  """The report: setup, the table, the command."""
+  steps = sorted(steps)
+  speed = np.linalg.norm(np.concatenate([frames.flow_prev, frames.flow_next]), axis=-1)
+  header = ["flows used by the blur model", "tau", "EPE prev / next (px)", "L_U x 1e4"]
+  header += [f"PSNR @ {s}" for s in steps]
+  lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+  for row in rows:
+    result = results[row.key]
+    best = max(result["psnr"].values())
+    cells = [row.label, f"{result['tau']:g}", _epe_cell(result["epe"]),
+             " -> ".join(f"{1e4 * v:.2f}" for v in result["loss"])]
+    cells += [f"**{v:.2f}**" if v == best and s else f"{v:.2f}"
+              for s, v in sorted(result["psnr"].items())]
+    lines.append("| " + " | ".join(cells) + " |")
+  return "\n".join([
+      "# Signal diagnostic: where the reblur signal is lost",
+      "",
+      "The latent-image experiment of issue 12 (`experiments/signal_diagnostic.py`): the sharp "
+      "frame `x` is optimised directly with Adam, starting from the blurry frame, to minimise "
+      "`MSE(reblur(x, flow_prev, flow_next, tau), blurry)` (`reblur_jax.blur.reblur`, `conv`, "
+      "R = 16); the table gives its PSNR (dB, whole frame, mean over frames) against the true "
+      "sharp frame after each number of steps (step 0: the blurry input; bold: the row's best). "
+      "No network is trained, so each row isolates one link of the self-supervised loss.",
+      "",
+      setup,
+      f"True motion: mean {speed.mean():.1f} px, 95th percentile {np.percentile(speed, 95):.1f} px "
+      "per frame interval (flows to both neighbours). EPE is the mean end-point error of the "
+      "flows the row uses against the true ones (for flows recomputed on `x`: at the first "
+      "step -> after the last). L_U is the loss being minimised (masked where the row says so), "
+      "at the first and the last step.",
+      f"FlowNetS: {flow_model or 'not used'}.",
+      "",
+      *lines,
+      "",
+      "Rows: *fixed* flows are computed once on the blurry frames (FlowNetS on the pairs (t-1, t) "
+      "and (t+1, t), as training pairs them; TV-L1: `skimage.registration.optical_flow_tvl1` on "
+      "grey frames, its `(row, col)` flow swapped to `(x, y)`). *Recomputed on x*: every step "
+      "FlowNetS sees (blurry t-1, x) and (blurry t+1, x), the middle frame being the estimate "
+      "and the neighbours staying blurry; with gradients through FlowNetS (what training does "
+      "today) `x` can lower the loss by changing the flows, with the stop-gradient only through "
+      "the image. *In-frame segments*: the loss only where both segments `p + s tau flow` stay "
+      "inside the frame (`reblur` clamps at the border, the camera saw beyond it). *Where the "
+      "model holds*: not the renderer's `boundary` pixels (occlusions, layer edges within reach "
+      "of a segment, segments leaving the frame). PSNR is always over the whole frame.",
+      "",
+      "Made by",
+      "",
+      f"    {command}",
+      "",
+  ])
+
+
+# ----------------------------------------------------------------------------- command line
+
+_FLOW_CHECKPOINT = flags.DEFINE_string(
+    "flow_checkpoint", None, "FlowNetS for the FlowNetS rows: a training workdir (e.g. of "
+    "configs/flownets_pretrain.py) or a variables directory.")
+_ROWS = flags.DEFINE_list("rows", [row.key for row in ROWS], "Rows to run, of: "
+                          + ", ".join(row.key for row in ROWS) + ".")
+_STEPS = flags.DEFINE_list("steps", ["0", "10", "30", "100", "200", "400"],
+                           "Adam steps after which PSNR is read; 0 is the blurry input.")
+_LEARNING_RATE = flags.DEFINE_float("learning_rate", 1e-3, "Adam's learning rate on x.")
+_SEQUENCES = flags.DEFINE_integer("sequences", 4, "Held-out test-split videos.")
+_FRAMES = flags.DEFINE_integer("frames", 1, "Frames restored per video.")
+_SIZE = flags.DEFINE_integer("size", 96, "Frame side, pixels (96: the study's frames).")
+_MAX_SPEED = flags.DEFINE_float("max_speed", 18.0, "Motion bound, pixels per frame interval "
+                                "(18: the study's test split).")
+_OUTPUT = flags.DEFINE_string("output", "docs/signal_diagnostic.md", "Where the report goes.")
+
+
+def _fail(message: str):
+  print(f"error: {message}", file=sys.stderr)
+  sys.exit(1)
+
+
+def _parse_args() -> tuple[list[Row], list[int]]:
+  by_key = {row.key: row for row in ROWS}
+  unknown = [key for key in _ROWS.value if key not in by_key]
+  if unknown or not _ROWS.value:
+    _fail(f"--rows has unknown rows {unknown}; expected a comma-separated list of "
+          f"{sorted(by_key)}.")
+  try:
+    steps = sorted({int(s) for s in _STEPS.value})
+  except ValueError:
+    steps = []
+  if not steps or steps[0] < 0 or steps[-1] < 1:
+    _fail(f"--steps={','.join(_STEPS.value)} is not a list of step counts; expected integers "
+          ">= 0, at least one > 0, e.g. --steps=0,30,100.")
+  for name, flag in (("sequences", _SEQUENCES), ("frames", _FRAMES)):
+    if flag.value < 1:
+      _fail(f"--{name}={flag.value} must be >= 1.")
+  if _SIZE.value < 16:
+    _fail(f"--size={_SIZE.value} is too small; expected >= 16 pixels, e.g. --size=192.")
+  if not _LEARNING_RATE.value > 0 or not _MAX_SPEED.value > 0:
+    _fail("--learning_rate and --max_speed must be > 0.")
+  rows = [by_key[key] for key in _ROWS.value]
+  if any(row.key in FLOWNET_ROWS for row in rows) and not _FLOW_CHECKPOINT.value:
+    _fail("the FlowNetS rows need --flow_checkpoint=<a flow training workdir, e.g. "
+          "runs/demo/flownets, or a variables directory>; or leave them out with --rows.")
+  return rows, steps
+
+
+def main(argv):
+  del argv
+  rows, steps = _parse_args()
+  flow_fn, flow_model = None, None
+  if any(row.key in FLOWNET_ROWS for row in rows):
+    try:
+      flow_fn, flow_model = load_flownet(_FLOW_CHECKPOINT.value)
+    except (FileNotFoundError, networks.ModelMismatchError) as e:
+      _fail(str(e))
+    flow_model = f"{flow_model} from `{_FLOW_CHECKPOINT.value}`"
+  frames = render_frames(sequences=_SEQUENCES.value, frames_per_sequence=_FRAMES.value,
+                         size=_SIZE.value, max_speed=_MAX_SPEED.value)
+  last_seed = FIRST_SEED + _SEQUENCES.value - 1
+  setup = (f"Frames: {len(frames.blurry)}, {_FRAMES.value} from each of {_SEQUENCES.value} "
+           f"held-out test-split videos (`render_sequence` seeds {FIRST_SEED}-{last_seed}, "
+           f"photos unseen in training), {_SIZE.value}x{_SIZE.value}, E = D = 9 sub-frames "
+           f"(tau = {frames.tau:g}), motion bound {_MAX_SPEED.value:g} px per frame (the study's "
+           f"test split has 18); Adam, learning rate {_LEARNING_RATE.value:g}.")
+  results = run(rows, frames, steps=steps, learning_rate=_LEARNING_RATE.value, flow_fn=flow_fn,
+                log=lambda line: print(line, flush=True))
+  command = "python -m experiments.signal_diagnostic " + " ".join(sys.argv[1:])
+  report = markdown(rows, results, frames, steps=steps, command=command.strip(),
+                    flow_model=flow_model, setup=setup)
+  print(report)
+  os.makedirs(os.path.dirname(os.path.abspath(_OUTPUT.value)), exist_ok=True)
+  with open(_OUTPUT.value, "w") as f:
+    f.write(report)
+
+
+if __name__ == "__main__":
+  app.run(main)

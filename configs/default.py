@@ -98,6 +98,9 @@ def get_config() -> ml_collections.ConfigDict:
   # Also train FlowNetS through the reblur loss (paper footnote 1). Gradients always reach d
   # through the flow network; this only decides whether f's parameters move.
   config.finetune_flow = False
+  # How L_U's gradient meets the flows: "through" FlowNetS into d (the paper), or "stop" (the
+  # flows of the restored frames are constants; d is pulled only through the frame it blurs).
+  config.flow_gradient = "through"
 
   # ---------------------------------------------------------------- loss
   config.alpha = 0.1  # Weight of the self-supervised term L_U (paper: 0.1).

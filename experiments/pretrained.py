@@ -3,8 +3,8 @@ r"""Trains the thin networks that ship in `pretrained/` and that `make demo` sta
   make pretrained                                       # = the command below
   python -m experiments.pretrained --workdir=runs/pretrained --output=pretrained
 
-Three runs of the repo's own `:cpu` configs on the embedded `study` synthetic set, longer than the
-demo could afford (`STEPS`), each resumable: FlowNetS on ground-truth flow, the supervised DVD
+Runs of the repo's own `:cpu` configs on the embedded `study` synthetic set, longer than the demo
+could afford (`NETWORKS`), each resumable: FlowNetS on ground-truth flow, the supervised DVD
 baseline and the supervised DeblurGAN baseline, all 1/4 wide. Each run is evaluated on the
 validation split (never on test) while it trains. At the end each network's variables replace
 `<output>/<name>` (the `init_checkpoint` format) and `<output>/manifest.json` records, per
@@ -40,9 +40,9 @@ _ONLY = flags.DEFINE_list("only", None, "Train only these networks (default: all
 
 # name -> (config module, the run's variables entry, training steps).
 NETWORKS = {
-    "flownets": (flownets_pretrain, "flow", 3000),
-    "dvd": (dvd_supervised, "deblur", 6000),
-    "deblurgan": (deblurgan_supervised, "deblur", 4000),
+    "flownets": (flownets_pretrain, "flow", 1500),
+    "dvd": (dvd_supervised, "deblur", 4000),
+    "deblurgan": (deblurgan_supervised, "deblur", 3000),
 }
 MANIFEST = "manifest.json"
 

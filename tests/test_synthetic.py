@@ -130,10 +130,14 @@ def test_splits_use_disjoint_real_photos():
   def photos(split):
     return set(synthetic.PHOTOS[split]["background"]) | set(synthetic.PHOTOS[split]["foreground"])
 
-  assert not photos("train") & photos("test")
-  for name in photos("train") | photos("test"):  # All ship with scikit-image: no download.
+  splits = {split: photos(split) for split in synthetic.PHOTOS}
+  assert not splits["train"] & splits["test"]
+  assert not splits["validation"] & (splits["train"] | splits["test"])
+  # All ship with scikit-image or matplotlib: no download. `dead_leaves` is drawn, not loaded.
+  for name in set.union(*splits.values()) - {"dead_leaves"}:
     photo = synthetic.load_photo(name)
-    assert photo.ndim == 3 and photo.shape[-1] == 3 and min(photo.shape[:2]) >= 256, name
+    # The text and page scans are the smallest (172 and 191 rows).
+    assert photo.ndim == 3 and photo.shape[-1] == 3 and min(photo.shape[:2]) >= 160, name
     assert photo.dtype == np.float32 and 0.0 <= photo.min() and photo.max() <= 1.0, name
   train = synthetic.render_sequence(0, split="train", num_frames=1, **SIZE)
   test = synthetic.render_sequence(0, split="test", num_frames=1, **SIZE)
@@ -150,3 +154,26 @@ def test_bad_arguments_are_named(kwargs, name):
   args = dict(num_frames=1, **SIZE) | kwargs
   with pytest.raises(ValueError, match=name):
     synthetic.render_sequence(0, **args)
+
+
+def test_dead_leaves_have_edges_at_every_scale():
+  image = synthetic.dead_leaves(np.random.default_rng(0), 128)
+  assert image.shape == (128, 128, 3) and image.dtype == np.float32
+  assert 0.0 <= image.min() and image.max() <= 1.0
+  # Occluding discs of many sizes: the image varies at fine and at coarse scale alike.
+  fine = np.abs(np.diff(image, axis=0)).mean()
+  coarse = np.abs(image[16:] - image[:-16]).mean()
+  assert fine > 0.005 and coarse > 2 * fine
+  assert not np.array_equal(image, synthetic.dead_leaves(np.random.default_rng(1), 128))
+
+
+def test_only_training_scenes_are_recoloured():
+  # Test and validation frames keep the photos' own colours: the same scene rendered twice is
+  # identical, while a training photo's colours change.
+  for split in ("test", "validation"):
+    a = synthetic.render_sequence(3, split=split, num_frames=1, **SIZE)
+    b = synthetic.render_sequence(3, split=split, num_frames=1, **SIZE)
+    np.testing.assert_array_equal(a["sharp"], b["sharp"])
+  photo = synthetic.load_photo("coffee")
+  recoloured = synthetic._augment_colours(np.random.default_rng(0), photo)
+  assert recoloured.shape == photo.shape and np.abs(recoloured - photo).mean() > 0.02

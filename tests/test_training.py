@@ -236,3 +236,21 @@ def test_train_step_moves_deblur_params_and_leaves_frozen_flow():
   assert all(changed)
   jax.tree.map(np.testing.assert_array_equal, before.params["flow"], after["flow"])
   assert not np.array_equal(jax.device_get(state.rng), before.rng)
+
+
+@pytest.mark.parametrize("stop", [False, True])
+def test_stopped_flow_gradient_pulls_only_the_blurred_frame(stop):
+  # The neighbours reach L_U only through the flows: with the gradient stopped there, d is
+  # trained by the middle frame alone.
+  rng = np.random.default_rng(0)
+  restored = jnp.asarray(rng.random((3, 1, 16, 16, 3), np.float32))
+  blurry = jnp.asarray(rng.random((1, 16, 16, 3), np.float32))
+  flow_fn = lambda first, second: 4.0 * (first - second)[..., :2]
+  def loss(frames):
+    value, _ = losses.reblur_loss(frames, blurry, flow_fn, frames=3, tau=0.5, method="conv",
+                                  max_disp=4, samples=4, stop_flow_gradient=stop)
+    return value
+  grads = jax.grad(loss)(restored)
+  neighbours = float(jnp.abs(grads[0]).sum() + jnp.abs(grads[2]).sum())
+  assert float(jnp.abs(grads[1]).sum()) > 0
+  assert (neighbours == 0.0) == stop

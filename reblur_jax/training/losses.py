@@ -60,7 +60,8 @@ def reblur_offsets(frames: int) -> tuple[int, ...]:
 
 
 def reblur_loss(restored: jax.Array, blurry_middle: jax.Array, flow_fn, *, frames: int,
-                tau: float, method: str, max_disp: int, samples: int):
+                tau: float, method: str, max_disp: int, samples: int,
+                stop_flow_gradient: bool = False):
   """The self-supervised term `L_U` from restored frames.
 
   Args:
@@ -69,6 +70,9 @@ def reblur_loss(restored: jax.Array, blurry_middle: jax.Array, flow_fn, *, frame
     flow_fn: `(first [N, H, W, 3], second [N, H, W, 3]) -> flow [N, H, W, 2]` in pixels, on the
       first image's grid (FlowNetS at full resolution).
     frames, tau, method, max_disp, samples: the blur model (`reblur_jax.blur.reblur`).
+    stop_flow_gradient: treat the flows as constants. Through FlowNetS, d can lower `L_U` by
+      changing what the flow network sees instead of by sharpening (docs/signal_diagnostic.md:
+      the lowest reblur loss and the smallest gain); stopped, only the sharp frame is pulled.
 
   Returns:
     `(loss, reblurred [B, H, W, 3])`.
@@ -81,6 +85,8 @@ def reblur_loss(restored: jax.Array, blurry_middle: jax.Array, flow_fn, *, frame
   else:
     middle, following = restored
     flow_next, flow_prev = flow_fn(following, middle), None
+  if stop_flow_gradient:
+    flow_next, flow_prev = jax.lax.stop_gradient((flow_next, flow_prev))
   reblurred = blur.reblur_batch(middle, flow_prev, flow_next, tau=tau, method=method,
                                 max_disp=max_disp, samples=samples)
   return mse(reblurred, blurry_middle), reblurred

@@ -138,7 +138,8 @@ def _flow_pairs(clips: PyTree) -> tuple[jax.Array, jax.Array, jax.Array]:
 
 def _blur_kwargs(config: ml_collections.ConfigDict) -> dict[str, Any]:
   return dict(frames=config.frames, tau=config.tau, method=config.blur_model,
-              max_disp=config.max_disp, samples=config.blur_samples)
+              max_disp=config.max_disp, samples=config.blur_samples,
+              stop_flow_gradient=config.flow_gradient == "stop")
 
 
 LOSSES: dict[str, LossFn] = {"deblur": deblur_loss, "flow": flow_loss}

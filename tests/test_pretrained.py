@@ -1,0 +1,44 @@
+"""The committed thin networks (pretrained/) agree with the command that made them.
+
+`make pretrained` (experiments/pretrained.py) records each run's config and a fingerprint of its
+initial parameters in pretrained/manifest.json. If a config, a model or the initialisation changes
+without retraining, these tests fail: the files would no longer be what the command makes.
+"""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from experiments import pretrained
+from reblur_jax import checkpoint
+from reblur_jax.evaluation import networks
+from reblur_jax.training import state as state_lib
+
+ROOT = os.path.join(os.path.dirname(__file__), "..", "pretrained")
+
+
+def _manifest():
+  with open(os.path.join(ROOT, pretrained.MANIFEST)) as f:
+    return json.load(f)
+
+
+def test_every_network_of_the_command_is_committed():
+  assert sorted(_manifest()) == sorted(pretrained.NETWORKS)
+  for name in pretrained.NETWORKS:
+    assert os.path.isdir(os.path.join(ROOT, name)), name
+
+
+@pytest.mark.parametrize("name", sorted(pretrained.NETWORKS))
+def test_committed_files_match_the_command(name):
+  entry = _manifest()[name]
+  config = pretrained.config_for(name)
+  assert json.loads(json.dumps(config.to_dict(), default=list)) == entry["config"]
+  assert entry["steps"] == config.num_train_steps
+  module = state_lib.create_networks(config)["deblur" if config.task == "deblur" else "flow"]
+  variables = checkpoint.load_variables(os.path.join(ROOT, name))
+  networks.check_variables(module, variables, source=name, model=name)
+  # The run started from the seed and initialisation the config gives today.
+  np.testing.assert_allclose(pretrained.init_fingerprint(config), entry["init_fingerprint"],
+                             rtol=1e-5)

@@ -16,7 +16,10 @@ from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
+from reblur_jax import disk
+from reblur_jax.training import checkpointing
 from reblur_jax.training import train
+from reblur_jax.training import validation
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints and summaries.",
                                required=True)
@@ -46,7 +49,10 @@ def main(argv):
                jax.process_count(), jax.local_devices())
   try:
     train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
-  except train.NonFiniteLossError as e:
+  # User errors and a run that cannot go on: the message says what to do. Others are bugs.
+  except validation.ConfigError as e:
+    raise SystemExit(f"error: {e}") from None
+  except (train.NonFiniteLossError, disk.DiskFullError, checkpointing.CheckpointError) as e:
     logging.error("%s", e)
     raise SystemExit(f"error: {e}") from None
 

@@ -30,10 +30,13 @@ from absl import app
 from absl import flags
 
 from reblur_jax import checkpoint as checkpoint_lib
+from reblur_jax import disk
 from reblur_jax.evaluation import adapt as adapt_lib
 from reblur_jax.evaluation import inference
 from reblur_jax.evaluation import networks
 from reblur_jax.evaluation import video
+from reblur_jax.training import checkpointing
+from reblur_jax.training import validation
 
 PyTree = Any
 
@@ -49,21 +52,27 @@ def deblur(checkpoint: str, input_path: str, output: str, *, overwrite: bool = F
 
   Raises:
     FileNotFoundError: no input, no checkpoint, or (adapting) no flow network.
-    ValueError: unreadable input (`CorruptFrameError`), a checkpoint of the wrong model
-      (`networks.ModelMismatchError`).
+    ValueError: a bad argument (`validation.ConfigError`), unreadable input
+      (`CorruptFrameError`), a checkpoint of the wrong model (`networks.ModelMismatchError`).
     FileExistsError: `output` holds files of the same names, and not `overwrite`.
+    disk.DiskFullError: no space left while writing; the frames written so far are complete.
   """
-  clip = video.read(input_path)
-  stem = os.path.splitext(os.path.basename(os.path.normpath(input_path)))[0]
-  paths = video.output_paths(output, clip, stem=f"{stem}_deblurred")
-  video.check_output(output, paths, overwrite=overwrite)
-
+  check_arguments(output=output, adapt_steps=adapt_steps, adapt_learning_rate=adapt_learning_rate,
+                  adapt_batch_size=adapt_batch_size, tile=tile)
   run = networks.restore_run(checkpoint)
   config = run.config
   module = networks.create_deblur(config)
   variables = networks.run_variables(run, "deblur", source=checkpoint)
   networks.check_variables(module, variables, source=checkpoint,
                            model=networks.describe(config.model, config.model_kwargs))
+  if adapt_steps and labeled_dataset:
+    validation.check_dataset(labeled_dataset, config.labeled_split,
+                             data_dir or config.get("data_dir") or None, what="--labeled_dataset")
+
+  clip = video.read(input_path)
+  stem = os.path.splitext(os.path.basename(os.path.normpath(input_path)))[0]
+  paths = video.output_paths(output, clip, stem=f"{stem}_deblurred")
+  video.check_output(output, paths, overwrite=overwrite)
   if adapt_steps:
     config = adapt_lib.adaptation_config(
         config, steps=adapt_steps, frame_size=clip.frames.shape[1:3],
@@ -77,6 +86,22 @@ def deblur(checkpoint: str, input_path: str, output: str, *, overwrite: bool = F
                            module.num_input_frames, tile=tile)
   video.write(paths, restored, fps=clip.fps)
   return paths
+
+
+def check_arguments(*, output: str, adapt_steps: int, adapt_learning_rate: float,
+                    adapt_batch_size: int | None, tile: int | None) -> None:
+  """The command's flags, before anything is read."""
+  if os.path.exists(output) and not os.path.isdir(output):
+    raise validation.ConfigError(f"--output={output} is a file: expected a folder (new or "
+                                 "existing) for the frames; pass another path.")
+  checks = [("--adapt_steps", adapt_steps, adapt_steps >= 0, "a step count >= 0"),
+            ("--adapt_learning_rate", adapt_learning_rate, adapt_learning_rate > 0, "a rate > 0"),
+            ("--adapt_batch_size", adapt_batch_size, adapt_batch_size is None
+             or adapt_batch_size >= 1, "a clip count >= 1"),
+            ("--tile", tile, tile is None or tile >= 0, "a tile side >= 0 (0: whole frames)")]
+  for flag, value, ok, expected in checks:
+    if not ok:
+      raise validation.ConfigError(f"{flag}={value}: expected {expected}; pass a value in range.")
 
 
 def flow_variables(run, config: ml_collections.ConfigDict, flow_checkpoint: str | None
@@ -149,7 +174,8 @@ def main(argv: Sequence[str]) -> None:
                    adapt_batch_size=args.adapt_batch_size, flow_checkpoint=args.flow_checkpoint,
                    labeled_dataset=args.labeled_dataset, data_dir=args.data_dir, tile=args.tile)
   # The messages say what to fix: bad input, a diverged adaptation, frames too large to fit.
-  except (FileNotFoundError, FileExistsError, ValueError, FloatingPointError, MemoryError) as e:
+  except (FileNotFoundError, FileExistsError, ValueError, FloatingPointError, MemoryError,
+          disk.DiskFullError, checkpointing.CheckpointError) as e:
     sys.exit(f"error: {e}")
   written = f"{len(paths['frames'])} frames" + (f" and {paths['video'][0]}" if "video" in paths
                                                  else "")

@@ -19,6 +19,7 @@ import imageio.v3 as iio
 import numpy as np
 from PIL import Image
 
+from reblur_jax import disk
 from reblur_jax.data.builders import frames as frames_lib
 
 LAYOUT = (f"a folder of frames ({', '.join(frames_lib.IMAGE_EXTENSIONS)}, sorted by file name) "
@@ -56,7 +57,12 @@ def read(path: str | os.PathLike) -> Video:
     paths = frames_lib.list_images(path, LAYOUT)
     sequence = frames_lib.read_sequence(os.path.basename(path), {"blurry": paths},
                                         on_corrupt="fail")
-    images = [_decode(frame.data["blurry"]) for frame in sequence]
+    try:
+      images = [_decode(frame.data["blurry"]) for frame in sequence]
+    except frames_lib.CorruptFrameError as e:  # Its hint is the dataset preparer's option.
+      raise frames_lib.CorruptFrameError(
+          f"--input: {e.__cause__ or e}; expected every frame to decode: replace or remove "
+          "that file.") from None
     names = tuple(os.path.splitext(os.path.basename(p))[0] for p in paths)
     return Video(np.stack(images), names, fps=None)
   if not os.path.exists(path):
@@ -124,11 +130,42 @@ def write(paths: dict[str, list[str]], frames: np.ndarray, *, fps: float | None)
   """Writes `uint8 [N, H, W, 3]` frames as PNG files and, if `paths` has one, an H.264 video.
 
   The video is lossy (the PNG files are the exact result); odd frame sides are padded by one
-  black pixel, which H.264's 4:2:0 chroma needs.
+  black pixel, which H.264's 4:2:0 chroma needs. Each file is written under a temporary name
+  and renamed when complete, so a failed write (a full disk) leaves no partial file.
+
+  Raises:
+    DiskFullError: no space left; the message counts the complete frames.
   """
-  os.makedirs(os.path.dirname(paths["frames"][0]) or ".", exist_ok=True)
-  for path, frame in zip(paths["frames"], frames, strict=True):
-    iio.imwrite(path, frame)
-  if "video" in paths:
-    iio.imwrite(paths["video"][0], frames, plugin="FFMPEG", fps=fps, codec="libx264",
-                macro_block_size=1, output_params=["-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2"])
+  directory = os.path.dirname(paths["frames"][0]) or "."
+  os.makedirs(directory, exist_ok=True)
+  written = 0
+  try:
+    for path, frame in zip(paths["frames"], frames, strict=True):
+      _write_complete(path, lambda tmp, frame=frame: iio.imwrite(tmp, frame))
+      written += 1
+    if "video" in paths:
+      _write_complete(paths["video"][0], lambda tmp: iio.imwrite(
+          tmp, frames, plugin="FFMPEG", fps=fps, codec="libx264",
+          macro_block_size=1, output_params=["-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2"]))
+  except Exception as e:
+    if not disk.is_disk_full(e):
+      raise
+    raise disk.DiskFullError(
+        f"no space left on device writing to {directory}: expected room for {len(frames)} "
+        f"frames (and the video), {written} complete frames were written; free space and rerun "
+        "with --overwrite.") from e
+
+
+def _write_complete(path: str, write) -> None:
+  """`write(temporary path)`, then the file is renamed to `path`; removed if writing fails.
+
+  The temporary file is hidden (a leading dot) and keeps the extension the writers go by.
+  """
+  temporary = os.path.join(os.path.dirname(path), "." + os.path.basename(path))
+  try:
+    write(temporary)
+    os.replace(temporary, path)
+  except BaseException:
+    if os.path.exists(temporary):
+      os.remove(temporary)
+    raise

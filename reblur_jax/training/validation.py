@@ -188,8 +188,11 @@ def check_dataset(name: str, split: str, data_dir: str | None, *, what: str) -> 
                       f"{sorted(builder.info.splits)}; set the matching *_split field.")
 
 
-def check_init_checkpoints(config: ml_collections.ConfigDict) -> None:
-  """Each set init checkpoint is a variables directory holding the configured network."""
+def check_init_checkpoints(config: ml_collections.ConfigDict, *,
+                           fields: Sequence[str] = ("init_checkpoint", "flow_init_checkpoint")
+                           ) -> None:
+  """Each set init checkpoint of `fields` is a variables directory holding the configured
+  network (those of networks the config does not build are not looked at)."""
   from reblur_jax.evaluation import networks  # Imports training.checkpointing, after us.
 
   wanted = {}
@@ -201,7 +204,7 @@ def check_init_checkpoints(config: ml_collections.ConfigDict) -> None:
         models.create("flownets", **config.flow_model_kwargs),
         networks.describe("flownets", config.flow_model_kwargs), "flow")
   for field, (module, model, network) in wanted.items():
-    value = config.get(field)
+    value = config.get(field) if field in fields else None
     if not value:
       continue
     path = os.path.abspath(os.path.expanduser(value))
@@ -219,10 +222,7 @@ def check_init_checkpoints(config: ml_collections.ConfigDict) -> None:
     except (OSError, ValueError) as e:
       raise fail(field, value, "a readable variables directory", f"it does not open "
                  f"({str(e).splitlines()[0]}); write it again") from None
-    try:
-      networks.check_variables(module, shapes, source=f"config.{field}={value!r}", model=model)
-    except networks.ModelMismatchError as e:
-      raise ConfigError(str(e)) from None
+    networks.check_variables(module, shapes, source=f"config.{field}: {path}", model=model)
 
 
 # ----------------------------------------------------------------------------- all

@@ -11,6 +11,7 @@ import dataclasses
 import functools
 import math
 import os
+import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -232,8 +233,18 @@ def _wait_for_saves(manager) -> None:
 
 
 def _disk_full(manager) -> disk.DiskFullError:
-  manager.reload()  # Steps as on disk: the failed save never became one.
-  latest = manager.latest_step()
+  try:
+    manager.close()
+  except Exception:  # noqa: BLE001  The same failure again, which this error reports.
+    pass
+  # Writers of the failed save's other items still run; left to interpreter exit, they fail
+  # loudly after this error's message.
+  for thread in threading.enumerate():
+    if thread is not threading.current_thread() and not thread.daemon:
+      thread.join(timeout=10)
+  # Steps as on disk: the failed save never became one.
+  steps = [int(p.name) for p in manager.directory.iterdir() if p.name.isdigit()]
+  latest = max(steps, default=None)
   where = (f"step {latest} in {manager.directory}, intact" if latest is not None
            else f"none in {manager.directory}")
   return disk.DiskFullError(

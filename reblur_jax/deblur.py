@@ -18,9 +18,10 @@ mixed in with --labeled_dataset. docs/evaluation.md has the details.
 
 from __future__ import annotations
 
+import collections
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import ml_collections
@@ -69,11 +70,12 @@ def deblur(checkpoint: str, input_path: str, output: str, *, overwrite: bool = F
     validation.check_dataset(labeled_dataset, config.labeled_split,
                              data_dir or config.get("data_dir") or None, what="--labeled_dataset")
 
-  clip = video.read(input_path)
+  source = video.open_source(input_path)
   stem = os.path.splitext(os.path.basename(os.path.normpath(input_path)))[0]
-  paths = video.output_paths(output, clip, stem=f"{stem}_deblurred")
-  video.check_output(output, paths, overwrite=overwrite)
-  if adapt_steps:
+  video_name = f"{stem}_deblurred.mp4" if source.is_video_file else None
+  video.check_output(output, source, video_name=video_name, overwrite=overwrite)
+  if adapt_steps:  # Adaptation samples clips of the whole video at random: it is read whole.
+    clip = video.read(input_path)
     config = adapt_lib.adaptation_config(
         config, steps=adapt_steps, frame_size=clip.frames.shape[1:3],
         learning_rate=adapt_learning_rate, batch_size=adapt_batch_size,
@@ -81,11 +83,19 @@ def deblur(checkpoint: str, input_path: str, output: str, *, overwrite: bool = F
     flow = flow_variables(run, config, flow_checkpoint)
     clips = video.Clips(clip.frames, adapt_lib.clip_length(config))
     variables, _ = adapt_lib.adapt(config, {"deblur": variables, "flow": flow}, clips)
+  else:
+    # A first pass decodes every frame, holding one at a time, so that a corrupt or odd-sized
+    # frame stops the command before any network runs or any file is written.
+    for _ in video.frames(source):
+      pass
 
-  restored = deblur_frames(networks.deblur_fn(module, variables), clip.frames,
+  # Frames stream from the input through the network to the files: memory holds a window.
+  names = collections.deque()
+  stream = (names.append(name) or frame for name, frame in video.frames(source))
+  restored = deblur_frames(networks.deblur_fn(module, variables), stream,
                            module.num_input_frames, tile=tile)
-  video.write(paths, restored, fps=clip.fps)
-  return paths
+  return video.write(output, ((names.popleft(), frame) for frame in restored),
+                     video_name=video_name, fps=source.fps)
 
 
 def check_arguments(*, output: str, adapt_steps: int, adapt_learning_rate: float,
@@ -128,18 +138,18 @@ def flow_variables(run, config: ml_collections.ConfigDict, flow_checkpoint: str 
   return variables
 
 
-def deblur_frames(fn: inference.DeblurFn, frames: np.ndarray, window: int, *,
-                  tile: int | None = None) -> np.ndarray:
-  """Restores every frame of `uint8 [N, H, W, 3]` from its `window`-frame clip; `uint8` out."""
-  clips = video.Clips(frames, window)
-  shape = (1, window) + frames.shape[1:]
-  tile = inference.choose_tile(fn, shape, tile=tile)
-  restored = np.empty_like(frames)
-  for index in tqdm.trange(len(clips), desc="deblur", unit="frame", dynamic_ncols=True):
-    windows = clips[index]["blurry"][None].astype(np.float32) / np.float32(255.0)
-    output = inference.restore(fn, windows, tile=tile)[0]
-    restored[index] = np.round(np.clip(output, 0.0, 1.0) * 255.0).astype(np.uint8)
-  return restored
+def deblur_frames(fn: inference.DeblurFn, frames: Iterable[np.ndarray], window: int, *,
+                  tile: int | None = None) -> Iterator[np.ndarray]:
+  """Restores each `uint8 [H, W, 3]` frame of a stream from its `window`-frame clip (replicate-
+  padded, as `video.Clips`); yields `uint8` frames in order, holding `window` frames at a time."""
+  chosen = None
+  for clip in tqdm.tqdm(video.windows(frames, window), desc="deblur", unit="frame",
+                        dynamic_ncols=True):
+    windows = clip[None].astype(np.float32) / np.float32(255.0)
+    if chosen is None:
+      chosen = inference.choose_tile(fn, windows.shape, tile=tile)
+    output = inference.restore(fn, windows, tile=chosen)[0]
+    yield np.round(np.clip(output, 0.0, 1.0) * 255.0).astype(np.uint8)
 
 
 def _define_flags() -> None:

@@ -26,6 +26,7 @@ import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
 from absl import logging
+from jax.experimental import multihost_utils
 from etils import epath
 
 PyTree = Any
@@ -91,7 +92,7 @@ def restore_latest(manager: ocp.CheckpointManager, abstract_state: PyTree,
   args = ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state),
                             dataset=grain.checkpoint.CheckpointRestore(data_iterator))
   step, restored, damaged = _restore_newest_readable(manager, lambda step: args)
-  if damaged:
+  if damaged and jax.process_index() == 0:
     directory = epath.Path(manager.directory)
     aside = directory.parent / DAMAGED_DIR
     aside.mkdir(parents=True, exist_ok=True)
@@ -104,6 +105,9 @@ def restore_latest(manager: ocp.CheckpointManager, abstract_state: PyTree,
         target = aside / f"{bad}.{suffix}"
       shutil.move(os.fspath(directory / str(bad)), os.fspath(target))
       logging.warning("Moved the damaged checkpoint step %d to %s.", bad, target)
+  if damaged:
+    if jax.process_count() > 1:  # The other hosts wait for the move (a shared filesystem).
+      multihost_utils.sync_global_devices("damaged checkpoints moved")
     manager.reload()
   return None if step is None else restored.state
 

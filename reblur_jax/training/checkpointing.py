@@ -126,7 +126,7 @@ def _restore_newest_readable(manager: ocp.CheckpointManager, args_of_step
       _verify(manager, step, restored.state)
       return step, restored, damaged
     except Exception as e:  # noqa: BLE001  Orbax, TensorStore and JSON each raise their own.
-      reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+      reason = _reason(e)
       logging.warning("Checkpoint step %d in %s is damaged and was skipped (%s); trying the "
                       "previous one.", step, manager.directory, reason)
       damaged.append(step)
@@ -203,11 +203,17 @@ def restore_checkpoint(path: str | os.PathLike, step: int | None = None) -> Rest
         _verify(manager, step, restored.state)
       except Exception as e:  # noqa: BLE001  As in _restore_newest_readable.
         raise CheckpointError(f"checkpoint step {step} in {directory} does not read "
-                              f"({str(e).strip().splitlines()[0] if str(e).strip() else e!r}): "
+                              f"({_reason(e)}): "
                               "expected an intact step; pass another --checkpoint step, or "
                               "the workdir for its newest intact one.") from None
   return RestoredCheckpoint(step=int(step), state=restored.state,
                             config=ml_collections.ConfigDict(restored.config))
+
+
+def _reason(error: Exception) -> str:
+  """The first line of `error`, without TensorStore's JSON spec of the store it was reading."""
+  text = str(error).strip()
+  return text.splitlines()[0].split(" [tensorstore_spec=")[0][:300] if text else repr(error)
 
 
 def _is_array_metadata(node: Any) -> bool:

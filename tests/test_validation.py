@@ -86,6 +86,9 @@ CONFIG_ERRORS = [
     ({"eval_dataset": "gopro/blur_t7"},
      r"config.eval_dataset='gopro/blur_t7' is not prepared in .*python -m "
      r"reblur_jax.data.prepare gopro --config=blur_t7"),
+    ({"labeled_dataset": "blurry_video/default"},
+     r"config.labeled_dataset='blurry_video/default': expected a labeled set .* has no sharp "
+     r"frames; use it as unlabeled_dataset"),
     ({"eval_split": "valid"}, r"config.eval_dataset='synthetic_blur/tiny_t7' has no split 'valid'"),
     ({"init_checkpoint": "{tmp}/nope"},
      r"config.init_checkpoint='.*/nope': expected an existing variables directory"),

@@ -29,6 +29,7 @@ DEBLUR_MODELS = tuple(name for name in models.MODELS if name != "flownets")
 FRAMES = (2, 3)
 SYNTHETIC = "synthetic_blur"
 DATA_GROUPS = ("labeled", "unlabeled", "eval")
+UNLABELED_ONLY = "blurry_video"  # Blurry frames only: a U set, never S or evaluation.
 
 
 class ConfigError(ValueError):
@@ -244,5 +245,8 @@ def validate_config(config: ml_collections.ConfigDict, num_devices: int, *,
     return
   data_dir = config.data_dir or None
   for group, (name, split) in used_datasets(config).items():
+    if group != "unlabeled" and name.partition("/")[0] == UNLABELED_ONLY:
+      raise fail(f"{group}_dataset", name, "a labeled set (synthetic_blur, gopro, dvd): "
+                 f"{UNLABELED_ONLY} has no sharp frames", "use it as unlabeled_dataset")
     check_dataset(name, split, data_dir, what=f"config.{group}_dataset")
   check_init_checkpoints(config)

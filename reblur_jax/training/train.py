@@ -12,6 +12,7 @@ import functools
 import math
 import os
 import threading
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -237,11 +238,12 @@ def _disk_full(manager) -> disk.DiskFullError:
     manager.close()
   except Exception:  # noqa: BLE001  The same failure again, which this error reports.
     pass
-  # Writers of the failed save's other items still run; left to interpreter exit, they fail
-  # loudly after this error's message.
+  # Orbax's writers of the failed save's other items still run; left to interpreter exit, they
+  # fail loudly after this error's message.
+  deadline = time.monotonic() + 30
   for thread in threading.enumerate():
-    if thread is not threading.current_thread() and not thread.daemon:
-      thread.join(timeout=10)
+    if type(thread).__module__.startswith("orbax"):
+      thread.join(timeout=max(0.0, deadline - time.monotonic()))
   # Steps as on disk: the failed save never became one.
   steps = [int(p.name) for p in manager.directory.iterdir() if p.name.isdigit()]
   latest = max(steps, default=None)

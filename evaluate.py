@@ -22,6 +22,7 @@ from ml_collections import config_flags
 
 from reblur_jax import console
 from reblur_jax.evaluation import report
+from reblur_jax.training import checkpointing
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Training workdir; reports go to <workdir>/eval.",
                                required=True)
@@ -50,7 +51,8 @@ def _size(text: str) -> tuple[int, int] | None:
   try:
     width, height = (int(v) for v in text.lower().split("x"))
   except ValueError:
-    raise app.UsageError(f"--timing_size must be WIDTHxHEIGHT (e.g. 1280x720), got {text!r}.")
+    raise ValueError(f"--timing_size={text!r}: expected WIDTHxHEIGHT; pass e.g. 1280x720, or '' "
+                     "to skip timing.") from None
   return height, width
 
 
@@ -66,7 +68,8 @@ def main(argv):
         _CONFIG.value, _WORKDIR.value, checkpoint=_CHECKPOINT.value, datasets=_DATASETS.value,
         data_dir=_DATA_DIR.value, max_clips=_MAX_CLIPS.value, tile=_TILE.value,
         timing_size=_size(_TIMING_SIZE.value) or None, num_grids=_NUM_GRIDS.value)
-  except (FileNotFoundError, ValueError, MemoryError) as e:  # The message says what to fix.
+  # The message says what to fix (CheckpointError: no step of the run reads).
+  except (FileNotFoundError, ValueError, MemoryError, checkpointing.CheckpointError) as e:
     raise SystemExit(f"error: {e}") from None
   print(report.to_markdown(result))
   directory = os.path.join(os.path.abspath(_WORKDIR.value), evaluate.EVAL_DIR)

@@ -36,7 +36,10 @@ def main(argv):
   console.quiet()
   # Imported once the flags are parsed, so that --help and flag errors answer at once.
   import jax  # pylint: disable=g-import-not-at-top
+  from reblur_jax import disk  # pylint: disable=g-import-not-at-top
+  from reblur_jax.training import checkpointing  # pylint: disable=g-import-not-at-top
   from reblur_jax.training import train  # pylint: disable=g-import-not-at-top
+  from reblur_jax.training import validation  # pylint: disable=g-import-not-at-top
 
   if _DISTRIBUTED.value:
     jax.distributed.initialize(coordinator_address=_COORDINATOR.value,
@@ -45,7 +48,10 @@ def main(argv):
                jax.process_count(), jax.local_devices())
   try:
     train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
-  except train.NonFiniteLossError as e:
+  # User errors and a run that cannot go on: the message says what to do. Others are bugs.
+  except validation.ConfigError as e:
+    raise SystemExit(f"error: {e}") from None
+  except (train.NonFiniteLossError, disk.DiskFullError, checkpointing.CheckpointError) as e:
     logging.error("%s", e)
     raise SystemExit(f"error: {e}") from None
   if jax.process_index() == 0:

@@ -27,6 +27,7 @@ from configs import dvd_reblur  # noqa: E402
 from reblur_jax.training import sharding  # noqa: E402
 from reblur_jax.training import state as state_lib  # noqa: E402
 from reblur_jax.training import train  # noqa: E402
+from reblur_jax.training import validation  # noqa: E402
 
 CONFIGS = {"dvd": dvd_reblur, "deblurgan": deblurgan_reblur}
 
@@ -45,11 +46,12 @@ def benchmark(model: str, blur_model: str) -> dict[str, float]:
   config.batch_size, config.crop_size = _BATCH.value, _CROP.value
   config.unlabeled_fraction, config.eval_batch_size = _UNLABELED.value, jax.device_count()
   config.model_kwargs.width = config.flow_model_kwargs.width = _WIDTH.value
-  train.validate_config(config, jax.device_count())
+  # Synthetic batches: no data set or init checkpoint is read.
+  validation.validate_config(config, jax.device_count(), check_files=False)
   mesh = sharding.create_mesh()
   networks = state_lib.create_networks(config)
   run = train.create_run(config, networks, mesh, steps_per_epoch=100)
-  sizes = train.batch_sizes(config)
+  sizes = validation.batch_sizes(config)
   rng = np.random.default_rng(0)
   clips = lambda n: rng.uniform(size=(n, run.clip_length, _CROP.value, _CROP.value, 3)).astype(
       np.float32)

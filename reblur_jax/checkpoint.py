@@ -32,18 +32,34 @@ def save_variables(directory: str | os.PathLike, variables: PyTree, *, overwrite
   return path
 
 
+def variable_shapes(directory: str | os.PathLike) -> PyTree:
+  """The pytree of a `save_variables` checkpoint as `jax.ShapeDtypeStruct`s, reading no arrays."""
+  path = _existing(directory)
+  with ocp.StandardCheckpointer() as ckptr:
+    metadata = ckptr.metadata(path)
+  return jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype),
+                      getattr(metadata, "item_metadata", metadata), is_leaf=_is_array_metadata)
+
+
 def load_variables(directory: str | os.PathLike) -> PyTree:
   """Restores a checkpoint written by `save_variables` as a pytree of NumPy arrays."""
+  path = _existing(directory)
+  with ocp.StandardCheckpointer() as ckptr:
+    metadata = ckptr.metadata(path)
+    tree = getattr(metadata, "item_metadata", metadata)
+    target = jax.tree.map(lambda m: np.zeros(m.shape, m.dtype), tree, is_leaf=_is_array_metadata)
+    restored = ckptr.restore(path, target)
+  return jax.tree.map(np.asarray, restored)
+
+
+def _existing(directory: str | os.PathLike) -> str:
   path = os.path.abspath(os.fspath(directory))
   if not os.path.isdir(path):
     raise FileNotFoundError(
         f"No checkpoint at {path}: expected a directory written by "
         "reblur_jax.checkpoint.save_variables or `python -m reblur_jax.models.convert`.")
-  with ocp.StandardCheckpointer() as ckptr:
-    metadata = ckptr.metadata(path)
-    tree = getattr(metadata, "item_metadata", metadata)
-    target = jax.tree.map(
-        lambda m: np.zeros(m.shape, m.dtype), tree,
-        is_leaf=lambda m: hasattr(m, "shape") and hasattr(m, "dtype"))
-    restored = ckptr.restore(path, target)
-  return jax.tree.map(np.asarray, restored)
+  return path
+
+
+def _is_array_metadata(node: Any) -> bool:
+  return hasattr(node, "shape") and hasattr(node, "dtype")

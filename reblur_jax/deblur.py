@@ -18,9 +18,10 @@ mixed in with --labeled_dataset. docs/evaluation.md has the details.
 
 from __future__ import annotations
 
+import collections
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import ml_collections
@@ -52,42 +53,78 @@ def deblur(checkpoint: str, input_path: str, output: str, *, overwrite: bool = F
 
   Raises:
     FileNotFoundError: no input, no checkpoint, or (adapting) no flow network.
-    ValueError: unreadable input (`CorruptFrameError`), a checkpoint of the wrong model
-      (`networks.ModelMismatchError`).
+    ValueError: a bad argument (`validation.ConfigError`), unreadable input
+      (`CorruptFrameError`), a checkpoint of the wrong model (`networks.ModelMismatchError`).
     FileExistsError: `output` holds files of the same names, and not `overwrite`.
+    disk.DiskFullError: no space left while writing; the frames written so far are complete.
   """
-  from reblur_jax.evaluation import adapt as adapt_lib  # pylint: disable=g-import-not-at-top
-  from reblur_jax.evaluation import networks  # pylint: disable=g-import-not-at-top
-  from reblur_jax.evaluation import video  # pylint: disable=g-import-not-at-top
+  # pylint: disable=g-import-not-at-top
+  from reblur_jax.evaluation import adapt as adapt_lib
+  from reblur_jax.evaluation import networks
+  from reblur_jax.evaluation import video
+  from reblur_jax.training import validation
+  # pylint: enable=g-import-not-at-top
 
-  clip = video.read(input_path)
-  stem = os.path.splitext(os.path.basename(os.path.normpath(input_path)))[0]
-  paths = video.output_paths(output, clip, stem=f"{stem}_deblurred")
-  video.check_output(output, paths, overwrite=overwrite)
-
+  if adapt_learning_rate is None:
+    adapt_learning_rate = adapt_lib.LEARNING_RATE
+  check_arguments(output=output, adapt_steps=adapt_steps, adapt_learning_rate=adapt_learning_rate,
+                  adapt_batch_size=adapt_batch_size, tile=tile)
   run = networks.restore_run(checkpoint)
   config = run.config
   module = networks.create_deblur(config)
   variables = networks.run_variables(run, "deblur", source=checkpoint)
   networks.check_variables(module, variables, source=checkpoint,
                            model=networks.describe(config.model, config.model_kwargs))
-  if adapt_steps:
+  if adapt_steps and labeled_dataset:
+    validation.check_dataset(labeled_dataset, config.labeled_split,
+                             data_dir or config.get("data_dir") or None, what="--labeled_dataset")
+
+  source = video.open_source(input_path)
+  stem = os.path.splitext(os.path.basename(os.path.normpath(input_path)))[0]
+  video_name = f"{stem}_deblurred.mp4" if source.is_video_file else None
+  video.check_output(output, source, video_name=video_name, overwrite=overwrite)
+  if adapt_steps:  # Adaptation samples clips of the whole video at random: it is read whole.
+    clip = video.read(input_path)
     config = adapt_lib.adaptation_config(
         config, steps=adapt_steps, frame_size=clip.frames.shape[1:3],
-        learning_rate=(adapt_lib.LEARNING_RATE if adapt_learning_rate is None
-                       else adapt_learning_rate), batch_size=adapt_batch_size,
+        learning_rate=adapt_learning_rate, batch_size=adapt_batch_size,
         labeled_dataset=labeled_dataset, data_dir=data_dir)
     flow = flow_variables(run, config, flow_checkpoint)
     clips = video.Clips(clip.frames, adapt_lib.clip_length(config))
     variables, _ = adapt_lib.adapt(config, {"deblur": variables, "flow": flow}, clips)
+  else:
+    # A first pass decodes every frame, holding one at a time, so that a corrupt or odd-sized
+    # frame stops the command before any network runs or any file is written.
+    for _ in video.frames(source):
+      pass
 
-  logging.info("Deblurring %d frames of %s with %s of %s, step %d%s.", len(clip.frames),
-               input_path, networks.describe(config.model, config.model_kwargs), checkpoint,
-               run.step, f", adapted for {adapt_steps} steps" if adapt_steps else "")
-  restored = deblur_frames(networks.deblur_fn(module, variables), clip.frames,
+  logging.info("Deblurring %s with %s of %s, step %d%s.", input_path,
+               networks.describe(config.model, config.model_kwargs), checkpoint, run.step,
+               f", adapted for {adapt_steps} steps" if adapt_steps else "")
+  # Frames stream from the input through the network to the files: memory holds a window.
+  names = collections.deque()
+  stream = (names.append(name) or frame for name, frame in video.frames(source))
+  restored = deblur_frames(networks.deblur_fn(module, variables), stream,
                            module.num_input_frames, tile=tile)
-  video.write(paths, restored, fps=clip.fps)
-  return paths
+  return video.write(output, ((names.popleft(), frame) for frame in restored),
+                     video_name=video_name, fps=source.fps)
+
+
+def check_arguments(*, output: str, adapt_steps: int, adapt_learning_rate: float,
+                    adapt_batch_size: int | None, tile: int | None) -> None:
+  """The command's flags, before anything is read."""
+  from reblur_jax.training import validation  # pylint: disable=g-import-not-at-top
+  if os.path.exists(output) and not os.path.isdir(output):
+    raise validation.ConfigError(f"--output={output} is a file: expected a folder (new or "
+                                 "existing) for the frames; pass another path.")
+  checks = [("--adapt_steps", adapt_steps, adapt_steps >= 0, "a step count >= 0"),
+            ("--adapt_learning_rate", adapt_learning_rate, adapt_learning_rate > 0, "a rate > 0"),
+            ("--adapt_batch_size", adapt_batch_size, adapt_batch_size is None
+             or adapt_batch_size >= 1, "a clip count >= 1"),
+            ("--tile", tile, tile is None or tile >= 0, "a tile side >= 0 (0: whole frames)")]
+  for flag, value, ok, expected in checks:
+    if not ok:
+      raise validation.ConfigError(f"{flag}={value}: expected {expected}; pass a value in range.")
 
 
 def flow_variables(run, config: ml_collections.ConfigDict, flow_checkpoint: str | None
@@ -117,21 +154,21 @@ def flow_variables(run, config: ml_collections.ConfigDict, flow_checkpoint: str 
   return variables
 
 
-def deblur_frames(fn: inference.DeblurFn, frames: np.ndarray, window: int, *,
-                  tile: int | None = None) -> np.ndarray:
-  """Restores every frame of `uint8 [N, H, W, 3]` from its `window`-frame clip; `uint8` out."""
+def deblur_frames(fn: inference.DeblurFn, frames: Iterable[np.ndarray], window: int, *,
+                  tile: int | None = None) -> Iterator[np.ndarray]:
+  """Restores each `uint8 [H, W, 3]` frame of a stream from its `window`-frame clip (replicate-
+  padded, as `video.Clips`); yields `uint8` frames in order, holding `window` frames at a time."""
   from reblur_jax.evaluation import inference  # pylint: disable=g-import-not-at-top
   from reblur_jax.evaluation import video  # pylint: disable=g-import-not-at-top
 
-  clips = video.Clips(frames, window)
-  shape = (1, window) + frames.shape[1:]
-  tile = inference.choose_tile(fn, shape, tile=tile)
-  restored = np.empty_like(frames)
-  for index in tqdm.trange(len(clips), desc="deblur", unit="frame", dynamic_ncols=True):
-    windows = clips[index]["blurry"][None].astype(np.float32) / np.float32(255.0)
-    output = inference.restore(fn, windows, tile=tile)[0]
-    restored[index] = np.round(np.clip(output, 0.0, 1.0) * 255.0).astype(np.uint8)
-  return restored
+  chosen = None
+  for clip in tqdm.tqdm(video.windows(frames, window), desc="deblur", unit="frame",
+                        dynamic_ncols=True):
+    windows = clip[None].astype(np.float32) / np.float32(255.0)
+    if chosen is None:
+      chosen = inference.choose_tile(fn, windows.shape, tile=tile)
+    output = inference.restore(fn, windows, tile=chosen)[0]
+    yield np.round(np.clip(output, 0.0, 1.0) * 255.0).astype(np.uint8)
 
 
 def _define_flags() -> None:
@@ -161,6 +198,9 @@ def main(argv: Sequence[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   console.quiet()
+  from reblur_jax import disk  # pylint: disable=g-import-not-at-top
+  from reblur_jax.training import checkpointing  # pylint: disable=g-import-not-at-top
+
   args = flags.FLAGS
   try:
     paths = deblur(args.checkpoint, args.input, args.output, overwrite=args.overwrite,
@@ -168,7 +208,8 @@ def main(argv: Sequence[str]) -> None:
                    adapt_batch_size=args.adapt_batch_size, flow_checkpoint=args.flow_checkpoint,
                    labeled_dataset=args.labeled_dataset, data_dir=args.data_dir, tile=args.tile)
   # The messages say what to fix: bad input, a diverged adaptation, frames too large to fit.
-  except (FileNotFoundError, FileExistsError, ValueError, FloatingPointError, MemoryError) as e:
+  except (FileNotFoundError, FileExistsError, ValueError, FloatingPointError, MemoryError,
+          disk.DiskFullError, checkpointing.CheckpointError) as e:
     sys.exit(f"error: {e}")
   written = f"{len(paths['frames'])} frames" + (f" and {paths['video'][0]}" if "video" in paths
                                                  else "")

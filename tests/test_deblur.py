@@ -2,11 +2,13 @@
 adaptation, and its errors for bad input. Uses the tiny run of test_evaluate.py."""
 
 import dataclasses
+import errno
 import json
 import os
 import shutil
 import subprocess
 import sys
+import tracemalloc
 
 import imageio.v3 as iio
 import jax
@@ -15,6 +17,7 @@ import numpy as np
 import pytest
 
 from reblur_jax import deblur
+from reblur_jax import disk
 from reblur_jax.data import synthetic
 from reblur_jax.data.builders import clips as clips_lib
 from reblur_jax.data.builders import frames as frames_lib
@@ -298,3 +301,64 @@ def test_a_relative_workdir_restores_like_an_absolute_one(run, network, monkeypa
   relative = restore_checkpoint(os.path.basename(run.workdir))
   assert relative.step == restored.step
   jax.tree.map(np.testing.assert_array_equal, relative.state, restored.state)
+
+
+def test_windows_of_a_stream_are_the_clips():
+  frames = np.arange(7)[:, None, None, None] * np.ones((1, 2, 2, 3), np.uint8)
+  for size in (1, 5, 9):
+    streamed = list(video.windows(iter(frames), size))
+    assert len(streamed) == len(frames)
+    for index, window in enumerate(streamed):
+      np.testing.assert_array_equal(window, video.Clips(frames, size)[index]["blurry"])
+
+
+def _middle_frame(windows):
+  return windows[:, windows.shape[1] // 2]
+
+
+def _peak_bytes(folder, output):
+  """Peak Python/NumPy memory of reading, 'deblurring' (the middle frame) and writing."""
+  source = video.open_source(folder)
+  tracemalloc.start()
+  try:
+    restored = deblur.deblur_frames(_middle_frame, (f for _, f in video.frames(source)), 5,
+                                    tile=0)
+    names = (os.path.splitext(os.path.basename(p))[0] for p in source.image_paths)
+    video.write(output, zip(names, restored))
+    return tracemalloc.get_traced_memory()[1]
+  finally:
+    tracemalloc.stop()
+
+
+def test_a_long_video_is_streamed_through_memory_that_does_not_grow(tmp_path):
+  frame = np.random.default_rng(0).integers(0, 256, (96, 96, 3), np.uint8)
+  peaks = {}
+  for count in (10, 80):
+    folder = tmp_path / f"in{count}"
+    folder.mkdir()
+    for i in range(count):
+      iio.imwrite(folder / f"{i:03d}.png", np.roll(frame, i, axis=1))
+    peaks[count] = _peak_bytes(str(folder), str(tmp_path / f"out{count}"))
+    restored = iio.imread(tmp_path / f"out{count}" / f"{count - 1:03d}.png")
+    np.testing.assert_array_equal(restored, np.roll(frame, count - 1, axis=1))
+  # 70 more frames would add 70 x 27 kB (twice: input and output) if any stage kept them all.
+  assert peaks[80] - peaks[10] < 5 * frame.nbytes, peaks
+
+
+def test_a_full_disk_while_writing_frames_keeps_the_complete_ones(tmp_path, monkeypatch):
+  frames = [(f"f{i}", np.full((8, 8, 3), i, np.uint8)) for i in range(6)]
+  real_write, calls = iio.imwrite, []
+  def full_after_three(path, image, **kwargs):
+    calls.append(path)
+    if len(calls) > 3:
+      with open(path, "wb") as f:
+        f.write(b"\x89PNG partial")  # Part of the file made it to disk.
+      raise OSError(errno.ENOSPC, "No space left on device", str(path))
+    return real_write(path, image, **kwargs)
+  monkeypatch.setattr(video.iio, "imwrite", full_after_three)
+  with pytest.raises(disk.DiskFullError, match=r"no space left on device writing to .*: "
+                     r"expected room .*; 3 complete frames were written; free space and rerun"):
+    video.write(str(tmp_path), iter(frames))
+  assert sorted(os.listdir(tmp_path)) == ["f0.png", "f1.png", "f2.png"]  # No partial file.
+  for name, frame in frames[:3]:
+    np.testing.assert_array_equal(iio.imread(tmp_path / f"{name}.png"), frame)

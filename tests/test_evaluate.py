@@ -29,6 +29,7 @@ from reblur_jax.evaluation import inference
 from reblur_jax.evaluation import networks
 from reblur_jax.training import restore_checkpoint
 from reblur_jax.training import train
+from reblur_jax.training import validation
 
 from configs import smoke  # The repository root is on pytest's path (pyproject.toml).
 
@@ -207,7 +208,7 @@ def test_a_config_of_another_model_is_a_clear_error(run, tmp_path):
 
 
 def test_an_unprepared_data_set_says_how_to_prepare_it(run, tmp_path):
-  with pytest.raises(FileNotFoundError, match="python -m reblur_jax.data.prepare gopro"):
+  with pytest.raises(validation.ConfigError, match="python -m reblur_jax.data.prepare gopro"):
     evaluate.evaluate(None, tmp_path, checkpoint=run.workdir, datasets=["gopro/blur_t7:test"],
                       data_dir=str(tmp_path), timing_size=None)
 

@@ -15,6 +15,7 @@ from reblur_jax.training import sharding
 from reblur_jax.training import state as state_lib
 from reblur_jax.training import summaries
 from reblur_jax.training import train
+from reblur_jax.training import validation
 
 from configs import default  # The repository root is on pytest's path (pyproject.toml).
 from configs import smoke
@@ -31,7 +32,7 @@ PAPER_CONFIGS = ("dvd_supervised", "deblurgan_supervised", "flownets_pretrain", 
 def test_every_config_is_valid_and_documents_its_command(name, variant):
   module = importlib.import_module(f"configs.{name}")
   config = module.get_config(variant) if variant else module.get_config()
-  train.validate_config(config, 1)
+  validation.validate_config(config, 1)
   assert f"python train.py --config=configs/{name}.py" in module.__doc__
   networks = state_lib.create_networks(config)
   assert set(networks) == ({"flow"} if config.task == "flow" else
@@ -89,7 +90,7 @@ def test_batch_parts_not_divisible_by_devices_are_config_errors(fraction, labele
   config = default.get_config()
   config.batch_size, config.unlabeled_fraction, config.eval_batch_size = 12, fraction, 8
   with pytest.raises(ValueError, match="not divisible by the 8 devices") as error:
-    train.validate_config(config, 8)
+    validation.validate_config(config, 8)
   message = str(error.value)
   # Each part is named with the fields that set it and its size.
   assert ("x (1 - unlabeled_fraction" in message) != labeled_ok
@@ -99,15 +100,15 @@ def test_batch_parts_not_divisible_by_devices_are_config_errors(fraction, labele
 def test_divisible_batches_pass_and_split_as_configured():
   config = default.get_config()
   config.batch_size, config.unlabeled_fraction, config.eval_batch_size = 16, 0.25, 8
-  train.validate_config(config, 4)
-  assert train.batch_sizes(config) == {"labeled": 12, "unlabeled": 4}
+  validation.validate_config(config, 4)
+  assert validation.batch_sizes(config) == {"labeled": 12, "unlabeled": 4}
 
 
 def test_flow_task_rejects_unlabeled_clips():
   config = default.get_config()
   config.task = "flow"
   with pytest.raises(ValueError, match="unlabeled_fraction=0"):
-    train.validate_config(config, 1)
+    validation.validate_config(config, 1)
 
 
 @pytest.mark.parametrize("task, fraction, finetune, expected", [

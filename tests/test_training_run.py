@@ -1,10 +1,13 @@
-"""`python train.py` end to end on 2 CPU devices: resume after SIGKILL, NaN stop, outputs.
+"""`python train.py` end to end on 2 CPU devices: resume after SIGKILL anywhere and past a
+damaged checkpoint, NaN stop, a full disk, outputs.
 
 Runs configs/smoke.py (tiny DVD + FlowNetS, 32-pixel crops of the `tiny` synthetic set) in
 subprocesses. The runs share a JAX compilation cache, so only the first compiles the step.
 """
 
 import os
+import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -17,12 +20,13 @@ from tensorboard.backend.event_processing import event_accumulator
 
 from reblur_jax import checkpoint
 from reblur_jax.data import prepare
+from reblur_jax.training import checkpointing
 from reblur_jax.training import restore_checkpoint
 
 pytestmark = pytest.mark.slow
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-STEPS = 40
+STEPS = 20
 CHECKPOINT_EVERY = 4
 
 
@@ -65,27 +69,97 @@ def uninterrupted(environment, tmp_path_factory):
   return workdir
 
 
-def test_killed_run_resumes_to_the_same_parameters(environment, uninterrupted, tmp_path):
+def _temporary(workdir):
+  """Step directories Orbax is still writing (renamed to the step number once complete)."""
+  directory = workdir / "checkpoints"
+  return [p.name for p in directory.iterdir() if "tmp" in p.name] if directory.is_dir() else []
+
+
+def _kill_when(process, ready, timeout=300):
+  """SIGKILLs `process` once `ready()`; returns False if it had ended by itself first."""
+  deadline = time.monotonic() + timeout
+  try:
+    while process.poll() is None and not ready():
+      assert time.monotonic() < deadline, "the run made no progress"
+      time.sleep(0.002)
+    if process.poll() is not None:
+      return False
+    process.send_signal(signal.SIGKILL)
+  finally:
+    process.wait(timeout=60)
+  return True
+
+
+def _assert_same_final_state(workdir, reference):
+  resumed, reference = restore_checkpoint(workdir), restore_checkpoint(reference)
+  assert resumed.step == reference.step == STEPS
+  jax.tree.map(np.testing.assert_array_equal, resumed.state, reference.state)
+
+
+def test_killed_run_resumes_past_a_damaged_checkpoint_to_the_same_parameters(
+    environment, uninterrupted, tmp_path):
   env, data_dir = environment
   workdir = tmp_path / "killed"
   process = subprocess.Popen(_command(workdir, data_dir), env=env, cwd=REPO,
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-  try:
-    while not _steps(workdir) and process.poll() is None:
-      time.sleep(0.02)
-    process.send_signal(signal.SIGKILL)  # Mid-run: right after its first checkpoint landed.
-  finally:
-    process.wait(timeout=60)
-  assert process.returncode == -signal.SIGKILL
+  # Mid-run: right after its second checkpoint landed.
+  assert _kill_when(process, lambda: len(_steps(workdir)) >= 2)
   killed_at = _steps(workdir)
-  assert killed_at and killed_at[-1] < STEPS
+  assert len(killed_at) >= 2 and killed_at[-1] < STEPS
+  newest, previous = killed_at[-1], killed_at[-2]
+  # The newest step's largest file, cut in half (a disk that lost its tail).
+  damaged = max((p for p in (workdir / "checkpoints" / str(newest)).rglob("*") if p.is_file()),
+                key=lambda p: p.stat().st_size)
+  damaged.write_bytes(damaged.read_bytes()[:damaged.stat().st_size // 2])
 
   result = _train(environment, workdir)
   assert result.returncode == 0, result.stderr[-3000:]
-  assert "Resumed from step" in result.stderr
-  resumed, reference = restore_checkpoint(workdir), restore_checkpoint(uninterrupted)
-  assert resumed.step == reference.step == STEPS
-  jax.tree.map(np.testing.assert_array_equal, resumed.state, reference.state)
+  assert f"Checkpoint step {newest} in {workdir / 'checkpoints'} is damaged" in result.stderr
+  assert f"Resumed from step {previous}" in result.stderr
+  kept = workdir / checkpointing.DAMAGED_DIR / str(newest)
+  assert (kept / damaged.relative_to(workdir / "checkpoints" / str(newest))).is_file()
+  _assert_same_final_state(workdir, uninterrupted)
+
+
+def test_killed_anywhere_again_and_again_ends_with_the_same_parameters(
+    environment, uninterrupted, tmp_path):
+  """SIGKILL while a checkpoint is written, right after one landed, or between steps, at 10
+  points spread over the run; each time the same command is run again. Checkpoints every step
+  (and deletes old ones)."""
+  env, data_dir = environment
+  workdir = tmp_path / "killed"
+  command = _command(workdir, data_dir, "--config.checkpoint_every_steps=1")
+  rng = random.Random(0)
+  newest = lambda: (_steps(workdir) or [0])[-1]
+  points = ("writing", "written", "between steps")
+  targets = list(np.linspace(2, STEPS - 2, 10).round().astype(int))
+  kills = []
+  for index, target in enumerate(targets):
+    point = points[index % len(points)]
+    if point == "writing":  # A save of this step is under way (or was missed: the next one).
+      ready = lambda: any(n.startswith(f"{target}.") for n in _temporary(workdir)) or (
+          newest() > target)
+    elif point == "written":
+      ready = lambda: newest() >= target
+    else:
+      delay = rng.uniform(0.0, 0.3)
+      ready = lambda: newest() >= target and (time.sleep(delay) or True)
+    process = subprocess.Popen(command, env=env, cwd=REPO, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    assert _kill_when(process, ready), f"finished before the kill at step {target}"
+    kills.append((point, target, newest(), bool(_temporary(workdir))))
+
+  result = subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True,
+                          timeout=600)
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert len(kills) >= 10, kills
+  # Some kills cut a checkpoint write short: its temporary directory was left behind.
+  assert sum(interrupted_save for *_, interrupted_save in kills) >= 2, kills
+  # Interrupted saves left nothing that counts as a step (Orbax clears its temporaries).
+  entries = sorted(p.name for p in (workdir / "checkpoints").iterdir())
+  assert all(name.isdigit() for name in entries), entries
+  assert restore_checkpoint(workdir).step == STEPS
+  _assert_same_final_state(workdir, uninterrupted)
 
 
 def test_checkpoint_written_on_two_devices_opens_as_numpy_here(uninterrupted):
@@ -123,3 +197,64 @@ def test_nan_loss_stops_naming_the_step_and_the_last_good_checkpoint(environment
   assert "loss is nan at step 2" in message
   assert f"last good checkpoint is step 1 in {tmp_path / 'checkpoints'}" in message
   assert _steps(tmp_path) == [1]
+
+
+def _garble(step_dir):
+  """Flips bytes in the middle of the step's largest array file: it still opens, with other
+  numbers, which only the saved digest reveals."""
+  path = max((p for p in (step_dir / "state").rglob("*") if p.is_file() and p.parent.name == "d"),
+             key=lambda p: p.stat().st_size)
+  data = bytearray(path.read_bytes())
+  data[len(data) // 2:len(data) // 2 + 16] = bytes(b ^ 0xFF for b in data[len(data) // 2:][:16])
+  path.write_bytes(bytes(data))
+
+
+def test_restoring_skips_a_damaged_newest_step_and_never_deletes_it(uninterrupted, tmp_path,
+                                                                     caplog):
+  workdir = tmp_path / "run"
+  shutil.copytree(uninterrupted / "checkpoints", workdir / "checkpoints")
+  steps = _steps(workdir)
+  intact = restore_checkpoint(workdir, step=steps[-2])
+  _garble(workdir / "checkpoints" / str(steps[-1]))
+
+  restored = restore_checkpoint(workdir)  # As evaluate.py and deblur open a run.
+  assert restored.step == steps[-2]
+  jax.tree.map(np.testing.assert_array_equal, restored.state, intact.state)
+  assert f"Checkpoint step {steps[-1]} in {workdir / 'checkpoints'} is damaged" in caplog.text
+  assert _steps(workdir) == steps
+  with pytest.raises(checkpointing.CheckpointError, match=f"checkpoint step {steps[-1]} in .* "
+                     "does not read .*digest.*pass another --checkpoint step"):
+    restore_checkpoint(workdir, step=steps[-1])
+  for step in steps[:-1]:
+    _garble(workdir / "checkpoints" / str(step))
+  with pytest.raises(checkpointing.CheckpointError, match="no checkpoint in .* reads"):
+    restore_checkpoint(workdir)
+
+
+# Disk full while step 8's checkpoint is written: its JSON items fail with ENOSPC.
+_DISK_FULL_FROM_STEP_8 = """
+import errno, re, runpy, sys
+import orbax.checkpoint as ocp
+save = ocp.JsonCheckpointHandler._save_fn
+async def full_disk(self, x, directory):
+  if int(re.search(r"/(\\d+)(?:[.][^/]*)?/[^/]+$", str(directory)).group(1)) >= 8:
+    raise OSError(errno.ENOSPC, "No space left on device", str(directory))
+  return await save(self, x, directory)
+ocp.JsonCheckpointHandler._save_fn = full_disk
+runpy.run_path("train.py", run_name="__main__")
+"""
+
+
+def test_a_full_disk_while_checkpointing_is_an_error_that_keeps_the_last_checkpoint(
+    environment, uninterrupted, tmp_path):
+  env, data_dir = environment
+  command = _command(tmp_path, data_dir)
+  result = subprocess.run([sys.executable, "-c", _DISK_FULL_FROM_STEP_8, *command[2:]], env=env,
+                          cwd=REPO, capture_output=True, text=True, timeout=600)
+  assert result.returncode == 1, result.stderr[-3000:]
+  message = result.stderr.strip().splitlines()[-1]
+  assert message.startswith("error: no space left on device while checkpointing"), message
+  assert f"the last complete one is step 4 in {tmp_path / 'checkpoints'}, intact" in message
+  assert _steps(tmp_path) == [4]
+  restored = restore_checkpoint(tmp_path)  # Reads, and matches its saved digest.
+  assert restored.step == 4

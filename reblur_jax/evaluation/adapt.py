@@ -27,6 +27,7 @@ from reblur_jax.training import sharding
 from reblur_jax.training import state as state_lib
 from reblur_jax.training import summaries
 from reblur_jax.training import train
+from reblur_jax.training import validation
 
 PyTree = Any
 LEARNING_RATE = 1e-4  # The paper's fine-tuning rate.
@@ -97,12 +98,13 @@ def adapt(config: ml_collections.ConfigDict, variables: dict[str, PyTree],
   Raises:
     train.NonFiniteLossError: the loss became NaN or inf.
   """
-  train.validate_config(config, jax.device_count())
+  # The datasets and init checkpoints are the caller's (the video, restored variables).
+  validation.validate_config(config, jax.device_count(), check_files=False)
   steps = config.num_train_steps
   log_every = log_every or max(1, steps // 10)
   mesh = sharding.create_mesh()
   networks = state_lib.create_networks(config)
-  sizes = train.batch_sizes(config)
+  sizes = validation.batch_sizes(config)
   with tempfile.TemporaryDirectory() as directory:
     # create_run starts from the configured init checkpoints (variables directories).
     config = ml_collections.ConfigDict(config.to_dict())

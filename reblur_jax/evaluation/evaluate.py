@@ -35,6 +35,7 @@ from reblur_jax.evaluation import grids
 from reblur_jax.evaluation import inference
 from reblur_jax.evaluation import networks
 from reblur_jax.evaluation import report as report_lib
+from reblur_jax.training import validation
 
 if TYPE_CHECKING:
   from clu import metric_writers
@@ -62,6 +63,17 @@ def parse_datasets(specs: Sequence[str], default_split: str) -> list[tuple[str, 
   return pairs
 
 
+def check_arguments(*, max_clips: int, tile: int | None, num_grids: int) -> None:
+  """The command's numeric flags, before anything is read."""
+  checks = [("--max_clips", max_clips, max_clips == -1 or max_clips >= 1,
+             "a clip count >= 1, or -1 for all"),
+            ("--tile", tile, tile is None or tile >= 0, "a tile side >= 0 (0: whole frames)"),
+            ("--num_grids", num_grids, num_grids >= 0, "a count >= 0")]
+  for flag, value, ok, expected in checks:
+    if not ok:
+      raise validation.ConfigError(f"{flag}={value}: expected {expected}; pass a value in range.")
+
+
 def evaluate(config: ml_collections.ConfigDict | None, workdir: str | os.PathLike, *,
              checkpoint: str | None = None, datasets: Sequence[str] | None = None,
              data_dir: str | None = None, max_clips: int = -1, tile: int | None = None,
@@ -85,14 +97,22 @@ def evaluate(config: ml_collections.ConfigDict | None, workdir: str | os.PathLik
     grid_frames: which clips (indices into each data set) to picture instead.
 
   Raises:
-    FileNotFoundError: no checkpoint, or a data set that is not prepared.
-    networks.ModelMismatchError: the checkpoint or the baseline holds another model than the
-      config describes.
+    FileNotFoundError: no checkpoint.
+    validation.ConfigError: a bad argument, a data set that is not prepared, a baseline that is
+      missing or of another model (checked before any network runs).
+    networks.ModelMismatchError: the checkpoint holds another model than the config describes.
   """
+  check_arguments(max_clips=max_clips, tile=tile, num_grids=num_grids)
   workdir = os.path.abspath(os.fspath(workdir))
   source = os.path.abspath(checkpoint) if checkpoint else workdir
   run = networks.restore_run(source)
   config = run.config if config is None else config
+  validation.check_fields(config)
+  validation.check_init_checkpoints(config, fields=("init_checkpoint",))
+  data_dir = data_dir or config.get("data_dir") or None
+  datasets = parse_datasets(datasets or [config.eval_dataset], config.eval_split)
+  for name, split in datasets:
+    validation.check_dataset(name, split, data_dir, what="dataset")
   module = networks.create_deblur(config)
   model = networks.describe(config.model, config.model_kwargs)
   finetuned = networks.run_variables(run, "deblur", source=source)
@@ -109,8 +129,6 @@ def evaluate(config: ml_collections.ConfigDict | None, workdir: str | os.PathLik
   # the users of `scores` do not need.
   from clu import metric_writers  # pylint: disable=g-import-not-at-top
   writer = metric_writers.create_default_writer(directory, asynchronous=False)
-  datasets = parse_datasets(datasets or [config.eval_dataset], config.eval_split)
-  data_dir = data_dir or config.get("data_dir") or None
   entries = [
       _evaluate_dataset(fns, module.num_input_frames, name, split, data_dir=data_dir,
                         max_clips=max_clips, tile=tile, num_grids=num_grids,

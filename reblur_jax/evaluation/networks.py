@@ -27,12 +27,13 @@ from flax import traverse_util
 from reblur_jax import checkpoint
 from reblur_jax import models
 from reblur_jax.training import checkpointing
+from reblur_jax.training import validation
 
 PyTree = Any
 _CHECK_SIZE = 64  # Frame side used to derive the expected variable shapes (any size works).
 
 
-class ModelMismatchError(ValueError):
+class ModelMismatchError(validation.ConfigError):
   """Variables whose structure or shapes do not fit the network they are loaded into."""
 
 

@@ -1,4 +1,4 @@
-"""A user's blurry video in memory: reading it, cutting it into clips, writing the result.
+"""A user's blurry video: reading it frame by frame, cutting it into clips, writing the result.
 
 Input is a folder of frames (sorted by file name) or a video file, read with the same readers and
 checks as the `blurry_video` dataset (`reblur_jax.data.builders.frames`): an undecodable file is a
@@ -13,12 +13,15 @@ from __future__ import annotations
 import dataclasses
 import io
 import os
-from collections.abc import Sequence
+import re
+from collections.abc import Iterable, Iterator, Sequence
 
+import imageio.v2 as imageio
 import imageio.v3 as iio
 import numpy as np
 from PIL import Image
 
+from reblur_jax import disk
 from reblur_jax.data.builders import frames as frames_lib
 
 LAYOUT = (f"a folder of frames ({', '.join(frames_lib.IMAGE_EXTENSIONS)}, sorted by file name) "
@@ -43,31 +46,98 @@ class Video:
     return self.fps is not None
 
 
-def read(path: str | os.PathLike) -> Video:
-  """Reads a folder of frames or a video file.
+@dataclasses.dataclass(frozen=True)
+class Source:
+  """A folder of frames or a video file, checked to exist, not yet decoded (`frames` reads it).
+
+  Attributes:
+    path: the folder or file.
+    image_paths: the folder's frames in order; None for a video file.
+    fps: frames per second of a video file; None for a folder of frames.
+  """
+  path: str
+  image_paths: tuple[str, ...] | None
+  fps: float | None
+
+  @property
+  def is_video_file(self) -> bool:
+    return self.fps is not None
+
+
+def open_source(path: str | os.PathLike) -> Source:
+  """Finds the frames at `path` (a folder of frames or a video file) without decoding them.
 
   Raises:
     FileNotFoundError: nothing at `path`, or a folder without images.
-    ValueError: a file that is not a known video format; frames of different sizes.
-    CorruptFrameError (a ValueError): an undecodable image or video.
+    ValueError: a file that is not a known video format.
   """
   path = os.path.expanduser(os.fspath(path))
   if os.path.isdir(path):
-    paths = frames_lib.list_images(path, LAYOUT)
-    sequence = frames_lib.read_sequence(os.path.basename(path), {"blurry": paths},
-                                        on_corrupt="fail")
-    images = [_decode(frame.data["blurry"]) for frame in sequence]
-    names = tuple(os.path.splitext(os.path.basename(p))[0] for p in paths)
-    return Video(np.stack(images), names, fps=None)
+    return Source(path, tuple(frames_lib.list_images(path, LAYOUT)), fps=None)
   if not os.path.exists(path):
     raise FileNotFoundError(f"--input: nothing at {path}; expected {LAYOUT}.")
   if not path.lower().endswith(frames_lib.VIDEO_EXTENSIONS):
     raise ValueError(f"--input: {path} is not a video file; expected {LAYOUT}.")
-  images = list(frames_lib.read_video(path))
-  if not images:
-    raise frames_lib.CorruptFrameError(f"Cannot decode video {path}: it has no frames.")
-  fps = float(iio.immeta(path, plugin="FFMPEG").get("fps") or 0.0) or 30.0
-  return Video(np.stack(images), tuple(f"{i:06d}" for i in range(len(images))), fps=fps)
+  try:
+    fps = float(iio.immeta(path, plugin="FFMPEG").get("fps") or 0.0) or 30.0
+  except (OSError, RuntimeError, ValueError) as e:
+    raise frames_lib.CorruptFrameError(
+        f"Cannot decode video {path}: {str(e).strip().splitlines()[0]}") from None
+  return Source(path, None, fps=fps)
+
+
+def frames(source: Source) -> Iterator[tuple[str, np.ndarray]]:
+  """`(name, uint8 [H, W, 3])` per frame, decoded one at a time (a video never sits in memory
+  whole). Names are the files' stems for a folder, `000000`... for a video file.
+
+  Raises:
+    ValueError: frames of different sizes.
+    CorruptFrameError (a ValueError): an undecodable image or video.
+  """
+  if not source.is_video_file:
+    sequence = frames_lib.read_sequence(os.path.basename(source.path),
+                                        {"blurry": list(source.image_paths)}, on_corrupt="fail")
+    try:
+      for path, frame in zip(source.image_paths, sequence, strict=True):
+        yield os.path.splitext(os.path.basename(path))[0], _decode(frame.data["blurry"])
+    except frames_lib.CorruptFrameError as e:  # Its hint is the dataset preparer's option.
+      raise frames_lib.CorruptFrameError(
+          f"--input: {e.__cause__ or e}; expected every frame to decode: replace or remove "
+          "that file.") from None
+    return
+  count = 0
+  for count, image in enumerate(frames_lib.read_video(source.path), start=1):
+    yield f"{count - 1:06d}", image
+  if not count:
+    raise frames_lib.CorruptFrameError(f"Cannot decode video {source.path}: it has no frames.")
+
+
+def read(path: str | os.PathLike) -> Video:
+  """Reads a folder of frames or a video file into memory (`open_source` and `frames`)."""
+  source = open_source(path)
+  names, images = zip(*frames(source))
+  return Video(np.stack(images), names, fps=source.fps)
+
+
+def windows(frames: Iterable[np.ndarray], size: int) -> Iterator[np.ndarray]:
+  """`Clips(frames, size)[i]["blurry"]` for each i in order, from a stream: at most `size`
+  frames are held at a time."""
+  if size < 1 or size % 2 == 0:
+    raise ValueError(f"the window must be odd and positive, got {size}.")
+  half, held, emitted, last = size // 2, {}, 0, -1
+
+  def window(index):
+    return np.stack([held[min(max(k, 0), last)] for k in range(index - half, index + half + 1)])
+
+  for last, frame in enumerate(frames):
+    held[last] = frame
+    if last - half >= emitted:
+      yield window(emitted)
+      held.pop(emitted - half, None)
+      emitted += 1
+  while emitted <= last:
+    yield window(emitted)
+    emitted += 1
 
 
 def _decode(data: bytes) -> np.ndarray:
@@ -101,34 +171,80 @@ class Clips(Sequence):
     return {"blurry": self.frames[window], "sequence": self.name, "frame": index}
 
 
-def output_paths(directory: str, video: Video, *, stem: str) -> dict[str, list[str]]:
-  """Where `write` puts the restored frames (`frames`) and, for a video input, the video."""
-  paths = {"frames": [os.path.join(directory, f"{name}.png") for name in video.names]}
-  if video.is_video_file:
-    paths["video"] = [os.path.join(directory, f"{stem}.mp4")]
-  return paths
-
-
-def check_output(directory: str, paths: dict[str, list[str]], *, overwrite: bool) -> None:
-  """Raises FileExistsError if writing `paths` would replace files, unless `overwrite`."""
-  if overwrite:
+def check_output(directory: str, source: Source, *, video_name: str, overwrite: bool) -> None:
+  """Raises FileExistsError if writing `source`'s results to `directory` would replace files,
+  unless `overwrite` (a video's frame count is not known before decoding: any `NNNNNN.png`
+  counts)."""
+  if overwrite or not os.path.isdir(directory):
     return
-  existing = [p for group in paths.values() for p in group if os.path.exists(p)]
+  if source.is_video_file:
+    existing = sorted(n for n in os.listdir(directory)
+                      if re.fullmatch(r"\d{6}\.png", n) or n == video_name)
+  else:
+    planned = {os.path.splitext(os.path.basename(p))[0] + ".png" for p in source.image_paths}
+    existing = sorted(planned & set(os.listdir(directory)))
   if existing:
     raise FileExistsError(
         f"--output: {directory} already holds {len(existing)} of the files to write (e.g. "
-        f"{existing[0]}); choose an empty folder or pass --overwrite to replace them.")
+        f"{os.path.join(directory, existing[0])}); choose an empty folder or pass --overwrite to "
+        "replace them.")
 
 
-def write(paths: dict[str, list[str]], frames: np.ndarray, *, fps: float | None) -> None:
-  """Writes `uint8 [N, H, W, 3]` frames as PNG files and, if `paths` has one, an H.264 video.
+def write(directory: str, named_frames: Iterable[tuple[str, np.ndarray]], *,
+          video_name: str | None = None, fps: float | None = None) -> dict[str, list[str]]:
+  """Writes `(name, uint8 [H, W, 3])` frames as `<name>.png` as they come and, given
+  `video_name`, an H.264 video of them; returns the paths (`frames`, `video`).
 
   The video is lossy (the PNG files are the exact result); odd frame sides are padded by one
-  black pixel, which H.264's 4:2:0 chroma needs.
+  black pixel, which H.264's 4:2:0 chroma needs. Each file is written under a temporary name
+  and renamed when complete, so a failed write (a full disk) leaves no partial file.
+
+  Raises:
+    DiskFullError: no space left; the message counts the complete frames.
   """
-  os.makedirs(os.path.dirname(paths["frames"][0]) or ".", exist_ok=True)
-  for path, frame in zip(paths["frames"], frames, strict=True):
-    iio.imwrite(path, frame)
-  if "video" in paths:
-    iio.imwrite(paths["video"][0], frames, plugin="FFMPEG", fps=fps, codec="libx264",
-                macro_block_size=1, output_params=["-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2"])
+  os.makedirs(directory, exist_ok=True)
+  paths = {"frames": []}
+  video_path = os.path.join(directory, video_name) if video_name else None
+  writer = None
+  try:
+    for name, frame in named_frames:
+      path = os.path.join(directory, f"{name}.png")
+      _write_complete(path, lambda tmp, frame=frame: iio.imwrite(tmp, frame))
+      paths["frames"].append(path)
+      if video_path:
+        writer = writer or imageio.get_writer(
+            _temporary(video_path), format="FFMPEG", mode="I", fps=fps, codec="libx264",
+            macro_block_size=1, output_params=["-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2"])
+        writer.append_data(frame)
+    if writer:
+      writer.close()
+      os.replace(_temporary(video_path), video_path)
+      paths["video"] = [video_path]
+  except Exception as e:
+    if writer:
+      writer.close()
+      os.remove(_temporary(video_path))
+    if not disk.is_disk_full(e):
+      raise
+    raise disk.DiskFullError(
+        f"no space left on device writing to {directory}: expected room for every frame (and "
+        f"the video); {len(paths['frames'])} complete frames were written; free space and rerun "
+        "with --overwrite.") from e
+  return paths
+
+
+def _temporary(path: str) -> str:
+  """A hidden name next to `path` with its extension, which the writers go by."""
+  return os.path.join(os.path.dirname(path), "." + os.path.basename(path))
+
+
+def _write_complete(path: str, write) -> None:
+  """`write(temporary path)`, then the file is renamed to `path`; removed if writing fails."""
+  temporary = _temporary(path)
+  try:
+    write(temporary)
+    os.replace(temporary, path)
+  except BaseException:
+    if os.path.exists(temporary):
+      os.remove(temporary)
+    raise

@@ -11,6 +11,8 @@ import dataclasses
 import functools
 import math
 import os
+import threading
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -22,6 +24,7 @@ import tqdm
 from absl import logging
 
 from reblur_jax import checkpoint
+from reblur_jax import disk
 from reblur_jax.training import checkpointing
 from reblur_jax.training import inputs
 from reblur_jax.training import optim
@@ -29,9 +32,9 @@ from reblur_jax.training import sharding
 from reblur_jax.training import state as state_lib
 from reblur_jax.training import step as step_lib
 from reblur_jax.training import summaries
+from reblur_jax.training import validation
 
 PyTree = Any
-TASKS = ("deblur", "flow")
 VARIABLES_DIR = "variables"  # <workdir>/variables/<network>: the final networks, for init/eval.
 
 
@@ -40,34 +43,6 @@ class NonFiniteLossError(FloatingPointError):
 
 
 # ----------------------------------------------------------------------------- config checks
-
-
-def batch_sizes(config: ml_collections.ConfigDict) -> dict[str, int]:
-  """Global clips per step of each group: `{'labeled': B_S, 'unlabeled': B_U}`."""
-  if not 0 <= config.unlabeled_fraction <= 1:
-    raise ValueError(f"config.unlabeled_fraction must be in [0, 1], got {config.unlabeled_fraction}.")
-  unlabeled = round(config.batch_size * config.unlabeled_fraction)
-  return {"labeled": config.batch_size - unlabeled, "unlabeled": unlabeled}
-
-
-def validate_config(config: ml_collections.ConfigDict, num_devices: int) -> None:
-  """Raises ValueError, naming the field, for settings that cannot run on `num_devices`."""
-  if config.task not in TASKS:
-    raise ValueError(f"config.task must be one of {TASKS}, got {config.task!r}.")
-  sizes = batch_sizes(config)
-  if config.task == "flow" and sizes["unlabeled"]:
-    raise ValueError("task='flow' trains on ground-truth flow only: set "
-                     "config.unlabeled_fraction=0.")
-  if config.task == "deblur" and config.unlabeled_fraction > 0 and config.alpha < 0:
-    raise ValueError(f"config.alpha must be >= 0, got {config.alpha}.")
-  if config.batch_size < 1:
-    raise ValueError(f"config.batch_size must be >= 1, got {config.batch_size}.")
-  sharding.check_divisible(
-      {f"labeled batch (batch_size {config.batch_size} x (1 - unlabeled_fraction "
-       f"{config.unlabeled_fraction}))": sizes["labeled"],
-       f"unlabeled batch (batch_size {config.batch_size} x unlabeled_fraction "
-       f"{config.unlabeled_fraction})": sizes["unlabeled"],
-       "config.eval_batch_size": config.eval_batch_size}, num_devices)
 
 
 def clip_length(config: ml_collections.ConfigDict, networks: dict) -> int:
@@ -177,20 +152,23 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
     The final train state.
 
   Raises:
+    validation.ConfigError: a setting that cannot run, found before any work.
     NonFiniteLossError: the loss became NaN/inf; the message names the step and the last good
+      checkpoint.
+    disk.DiskFullError: no space left while checkpointing; the message names the last complete
       checkpoint.
   """
   workdir = os.path.abspath(os.fspath(workdir))
-  validate_config(config, jax.device_count())
+  validation.validate_config(config, jax.device_count())
   mesh = sharding.create_mesh()
   networks = state_lib.create_networks(config)
-  data = inputs.create(config, clip_length(config, networks), batch_sizes(config))
+  data = inputs.create(config, clip_length(config, networks), validation.batch_sizes(config))
   steps_per_epoch = data.steps_per_epoch
   total_steps = num_train_steps(config, steps_per_epoch)
   run = create_run(config, networks, mesh, steps_per_epoch=steps_per_epoch)
   logging.info("Training %s on %d device(s) of %d process(es): %d steps of %s clips "
                "(%d steps per epoch).", config.task, jax.device_count(), jax.process_count(),
-               total_steps, batch_sizes(config), steps_per_epoch)
+               total_steps, validation.batch_sizes(config), steps_per_epoch)
 
   manager = checkpointing.create_manager(workdir, max_to_keep=config.max_to_keep)
   train_iter = data.train_iterator()
@@ -237,11 +215,46 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
         if save:
           with report.timed("checkpoint"):
             checkpointing.save(manager, state, train_iter, config)
+  except Exception as e:
+    if disk.is_disk_full(e):  # A failed async save surfaces at the next one.
+      raise _disk_full(manager) from e
+    raise
   finally:
-    manager.wait_until_finished()
+    _wait_for_saves(manager)
     writer.flush()
   export_variables(state, os.path.join(workdir, VARIABLES_DIR))
   return state
+
+
+def _wait_for_saves(manager) -> None:
+  try:
+    manager.wait_until_finished()
+  except Exception as e:
+    if disk.is_disk_full(e):
+      raise _disk_full(manager) from e
+    raise
+
+
+def _disk_full(manager) -> disk.DiskFullError:
+  try:
+    manager.close()
+  except Exception:  # noqa: BLE001  The same failure again, which this error reports.
+    pass
+  # Orbax's writers of the failed save's other items still run; left to interpreter exit, they
+  # fail loudly after this error's message.
+  deadline = time.monotonic() + 30
+  for thread in threading.enumerate():
+    if type(thread).__module__.startswith("orbax"):
+      thread.join(timeout=max(0.0, deadline - time.monotonic()))
+  # Steps as on disk: the failed save never became one.
+  steps = [int(p.name) for p in manager.directory.iterdir() if p.name.isdigit()]
+  latest = max(steps, default=None)
+  where = (f"step {latest} in {manager.directory}, intact" if latest is not None
+           else f"none in {manager.directory}")
+  return disk.DiskFullError(
+      f"no space left on device while checkpointing: expected room for one more checkpoint "
+      f"(the last complete one is {where}); free space (or lower config.max_to_keep) and rerun "
+      "the same command to resume.")
 
 
 def _non_finite(step: int, loss: float, manager) -> NonFiniteLossError:

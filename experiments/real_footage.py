@@ -87,7 +87,8 @@ def main(argv: Sequence[str]) -> None:
     blurry, sharp = blurry[:_MAX_FRAMES.value], sharp[:_MAX_FRAMES.value]
     cells = ["%.2f / %.4f" % score(blurry, sharp)]
     for fn, window in fns.values():
-      cells.append("%.2f / %.4f" % score(deblur.deblur_frames(fn, blurry, window), sharp))
+      restored = np.stack(list(deblur.deblur_frames(fn, blurry, window)))
+      cells.append("%.2f / %.4f" % score(restored, sharp))
     lines.append(f"| {os.path.basename(video)} ({blurry.shape[2]}x{blurry.shape[1]}) | "
                  f"{len(blurry)} | " + " | ".join(cells) + " |")
   print("\n".join(lines))

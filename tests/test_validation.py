@@ -55,6 +55,9 @@ CONFIG_ERRORS = [
     ({"flow_model_kwargs.width": -1.0}, r"config.flow_model_kwargs.width=-1.0: expected"),
     ({"alpha": -1.0}, r"config.alpha=-1.0: expected a weight >= 0 .*; e.g. --config.alpha=0.1\.$"),
     ({"blur_model": "gauss"}, r"config.blur_model='gauss': expected one of \('conv', 'warp'\)"),
+    ({"flow_gradient": "half"}, r"config.flow_gradient='half': expected one of \('through', "
+     r"'stop'\)"),
+    ({"model_kwargs.head": "tanh"}, r"does not build dvd: DVD head must be one of"),
     ({"frames": 4}, r"config.frames=4: expected 2 \(t, t\+1\) or 3"),
     ({"tau": 0.0}, r"config.tau=0.0: expected an exposure fraction > 0"),
     ({"tau": 1.5}, r"config.tau=1.5: expected at most 1 with blur_model='conv'.*blur_model=warp"),

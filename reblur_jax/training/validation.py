@@ -27,6 +27,7 @@ from reblur_jax.training import sharding
 TASKS = ("deblur", "flow")
 DEBLUR_MODELS = tuple(name for name in models.MODELS if name != "flownets")
 FRAMES = (2, 3)
+FLOW_GRADIENTS = ("through", "stop")
 SYNTHETIC = "synthetic_blur"
 DATA_GROUPS = ("labeled", "unlabeled", "eval")
 UNLABELED_ONLY = "blurry_video"  # Blurry frames only: a U set, never S or evaluation.
@@ -62,6 +63,8 @@ _FIELD_CHECKS: dict[str, tuple[Callable[[Any], bool], str, str]] = {
     "model": (_in_set(DEBLUR_MODELS), f"one of {DEBLUR_MODELS}", "model=dvd"),
     "alpha": (lambda v: _number(v) and v >= 0, "a weight >= 0 (paper: 0.1)", "alpha=0.1"),
     "blur_model": (_in_set(blur.METHODS), f"one of {blur.METHODS}", "blur_model=conv"),
+    "flow_gradient": (_in_set(FLOW_GRADIENTS), f"one of {FLOW_GRADIENTS}",
+                      "flow_gradient=through"),
     "frames": (_in_set(FRAMES), "2 (t, t+1) or 3 (t-1, t, t+1) frames", "frames=3"),
     "tau": (lambda v: _number(v) and v > 0, "an exposure fraction > 0 (paper: 1)", "tau=1.0"),
     "max_disp": (lambda v: _integer(v) and v >= 1, "a flow range >= 1 pixel", "max_disp=16"),

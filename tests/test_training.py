@@ -50,8 +50,9 @@ def test_real_data_variants_use_the_paper_sets_and_exposure():
   # DVD's E = 7 of every D = 8 frames; the paper's tau = 1 stays an explicit override.
   assert gopro.tau == blur.exposure_tau(7, 7) == blur.exposure_tau(13, 13)
   assert dvd.tau == blur.exposure_tau(7, 8)
+  assert gopro.model_kwargs.head == "original"  # They start from the released DVD weights.
   gopro.tau = 1.0  # The paper's text, as `--config.tau=1` sets it.
-  train.validate_config(gopro, 1)
+  validation.validate_config(gopro, 1, check_files=False)
   with pytest.raises(ValueError, match="needs ground-truth flow"):
     importlib.import_module("configs.flownets_pretrain").get_config("dvd")
 

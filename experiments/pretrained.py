@@ -34,9 +34,6 @@ from configs import flownets_pretrain
 from reblur_jax.training import state as state_lib
 from reblur_jax.training import train
 
-_WORKDIR = flags.DEFINE_string("workdir", "runs/pretrained", "Where the training runs go.")
-_OUTPUT = flags.DEFINE_string("output", "pretrained", "Where the variables and manifest go.")
-_ONLY = flags.DEFINE_list("only", None, "Train only these networks (default: all).")
 
 # name -> (config module, the run's variables entry, training steps).
 NETWORKS = {
@@ -88,22 +85,31 @@ def train_network(name: str, workdir: str, output: str) -> dict[str, Any]:
 def main(argv: Sequence[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-  names = _ONLY.value or list(NETWORKS)
+  names = flags.FLAGS.only or list(NETWORKS)
   unknown = sorted(set(names) - set(NETWORKS))
   if unknown:
     raise app.UsageError(f"--only: unknown network(s) {unknown}; choose from {list(NETWORKS)}.")
-  os.makedirs(_OUTPUT.value, exist_ok=True)
-  path = os.path.join(_OUTPUT.value, MANIFEST)
+  os.makedirs(flags.FLAGS.output, exist_ok=True)
+  path = os.path.join(flags.FLAGS.output, MANIFEST)
   manifest = {}
   if os.path.exists(path):
     with open(path) as f:
       manifest = json.load(f)
   for name in names:
-    manifest[name] = train_network(name, _WORKDIR.value, _OUTPUT.value)
+    manifest[name] = train_network(name, flags.FLAGS.workdir, flags.FLAGS.output)
     with open(path, "w") as f:
       json.dump(manifest, f, indent=1, sort_keys=True, default=list)
-  print(f"Pretrained networks in {_OUTPUT.value}/ ({', '.join(names)}); manifest {path}.")
+  print(f"Pretrained networks in {flags.FLAGS.output}/ ({', '.join(names)}); manifest {path}.")
+
+
+def _define_flags() -> None:
+  """Flags, defined only when run as a program, so that tests and other programs can import
+  this module."""
+  flags.DEFINE_string("workdir", "runs/pretrained", "Where the training runs go.")
+  flags.DEFINE_string("output", "pretrained", "Where the variables and manifest go.")
+  flags.DEFINE_list("only", None, "Train only these networks (default: all).")
 
 
 if __name__ == "__main__":
+  _define_flags()
   app.run(main)

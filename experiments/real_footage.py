@@ -33,13 +33,6 @@ from reblur_jax.data import synthetic
 from reblur_jax.evaluation import evaluate
 from reblur_jax.evaluation import networks
 
-_VIDEOS = flags.DEFINE_list("videos", None, "Sharp video files.", required=True)
-_CHECKPOINTS = flags.DEFINE_list("checkpoints", None, "Training workdirs to compare.",
-                                 required=True)
-_AVERAGE = flags.DEFINE_integer("average", 3, "Sharp frames per blurry frame (odd).")
-_MAX_SIDE = flags.DEFINE_integer("max_side", 640, "Frames wider or taller are downscaled.")
-_MAX_FRAMES = flags.DEFINE_integer("max_frames", 40, "Blurry frames per video at most.")
-
 
 def blur_video(frames: np.ndarray, average: int) -> tuple[np.ndarray, np.ndarray]:
   """`uint8 [N, H, W, 3]` sharp frames -> (blurry, sharp middle frames), `uint8 [M, H, W, 3]`,
@@ -75,16 +68,16 @@ def main(argv: Sequence[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   fns = {}
-  for path in _CHECKPOINTS.value:
+  for path in flags.FLAGS.checkpoints:
     run = networks.restore_run(path)
     module = networks.create_deblur(run.config)
     fns[path] = (networks.deblur_fn(module, networks.run_variables(run, "deblur", source=path)),
                  module.num_input_frames)
   header = "| video | frames | blurry | " + " | ".join(fns) + " |"
   lines = [header, "|---|--:|" + "--:|" * (1 + len(fns))]
-  for video in _VIDEOS.value:
-    blurry, sharp = blur_video(load(video, _MAX_SIDE.value), _AVERAGE.value)
-    blurry, sharp = blurry[:_MAX_FRAMES.value], sharp[:_MAX_FRAMES.value]
+  for video in flags.FLAGS.videos:
+    blurry, sharp = blur_video(load(video, flags.FLAGS.max_side), flags.FLAGS.average)
+    blurry, sharp = blurry[:flags.FLAGS.max_frames], sharp[:flags.FLAGS.max_frames]
     cells = ["%.2f / %.4f" % score(blurry, sharp)]
     for fn, window in fns.values():
       restored = np.stack(list(deblur.deblur_frames(fn, blurry, window)))
@@ -94,5 +87,16 @@ def main(argv: Sequence[str]) -> None:
   print("\n".join(lines))
 
 
+def _define_flags() -> None:
+  """Flags, defined only when run as a program, so that tests and other programs can import
+  this module."""
+  flags.DEFINE_list("videos", None, "Sharp video files.", required=True)
+  flags.DEFINE_list("checkpoints", None, "Training workdirs to compare.", required=True)
+  flags.DEFINE_integer("average", 3, "Sharp frames per blurry frame (odd).")
+  flags.DEFINE_integer("max_side", 640, "Frames wider or taller are downscaled.")
+  flags.DEFINE_integer("max_frames", 40, "Blurry frames per video at most.")
+
+
 if __name__ == "__main__":
+  _define_flags()
   app.run(main)

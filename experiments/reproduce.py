@@ -56,11 +56,6 @@ from reblur_jax.evaluation import inference
 from reblur_jax.evaluation import networks
 from reblur_jax.training import train
 
-_WORKDIR = flags.DEFINE_string("workdir", "runs/reproduce", "Where the study's runs go.")
-_SCALE = flags.DEFINE_enum("scale", "cpu", ["cpu", "gpu"], "Network widths and run lengths.")
-_OUTPUT = flags.DEFINE_string("output", "docs/results.md", "The report; figures go next to it, "
-                              "in images/.")
-
 
 @dataclasses.dataclass(frozen=True)
 class Scale:
@@ -351,10 +346,20 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   start = time.perf_counter()
-  run_study(_SCALE.value, _WORKDIR.value, _OUTPUT.value)
+  run_study(flags.FLAGS.scale, flags.FLAGS.workdir, flags.FLAGS.output)
   logging.info("Study done in %.1f min; wrote %s.", (time.perf_counter() - start) / 60,
-               _OUTPUT.value)
+               flags.FLAGS.output)
+
+
+def _define_flags() -> None:
+  """Flags, defined only when run as a program, so that tests and other programs can import
+  this module."""
+  flags.DEFINE_string("workdir", "runs/reproduce", "Where the study's runs go.")
+  flags.DEFINE_enum("scale", "cpu", ["cpu", "gpu"], "Network widths and run lengths.")
+  flags.DEFINE_string("output", "docs/results.md", "The report; figures go next to it, "
+                      "in images/.")
 
 
 if __name__ == "__main__":
+  _define_flags()
   app.run(main)

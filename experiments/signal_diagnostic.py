@@ -360,21 +360,6 @@ def markdown(rows: Sequence[Row], results: dict, frames: Frames, *, steps: Seque
 
 # ----------------------------------------------------------------------------- command line
 
-_FLOW_CHECKPOINT = flags.DEFINE_string(
-    "flow_checkpoint", None, "FlowNetS for the FlowNetS rows: a training workdir (e.g. of "
-    "configs/flownets_pretrain.py) or a variables directory.")
-_ROWS = flags.DEFINE_list("rows", [row.key for row in ROWS], "Rows to run, of: "
-                          + ", ".join(row.key for row in ROWS) + ".")
-_STEPS = flags.DEFINE_list("steps", ["0", "10", "30", "100", "200", "400"],
-                           "Adam steps after which PSNR is read; 0 is the blurry input.")
-_LEARNING_RATE = flags.DEFINE_float("learning_rate", 1e-3, "Adam's learning rate on x.")
-_SEQUENCES = flags.DEFINE_integer("sequences", 4, "Held-out test-split videos.")
-_FRAMES = flags.DEFINE_integer("frames", 1, "Frames restored per video.")
-_SIZE = flags.DEFINE_integer("size", 96, "Frame side, pixels (96: the study's frames).")
-_MAX_SPEED = flags.DEFINE_float("max_speed", 18.0, "Motion bound, pixels per frame interval "
-                                "(18: the study's test split).")
-_OUTPUT = flags.DEFINE_string("output", "docs/signal_diagnostic.md", "Where the report goes.")
-
 
 def _fail(message: str):
   print(f"error: {message}", file=sys.stderr)
@@ -383,26 +368,26 @@ def _fail(message: str):
 
 def _parse_args() -> tuple[list[Row], list[int]]:
   by_key = {row.key: row for row in ROWS}
-  unknown = [key for key in _ROWS.value if key not in by_key]
-  if unknown or not _ROWS.value:
+  unknown = [key for key in flags.FLAGS.rows if key not in by_key]
+  if unknown or not flags.FLAGS.rows:
     _fail(f"--rows has unknown rows {unknown}; expected a comma-separated list of "
           f"{sorted(by_key)}.")
   try:
-    steps = sorted({int(s) for s in _STEPS.value})
+    steps = sorted({int(s) for s in flags.FLAGS.steps})
   except ValueError:
     steps = []
   if not steps or steps[0] < 0 or steps[-1] < 1:
-    _fail(f"--steps={','.join(_STEPS.value)} is not a list of step counts; expected integers "
+    _fail(f"--steps={','.join(flags.FLAGS.steps)} is not a list of step counts; expected integers "
           ">= 0, at least one > 0, e.g. --steps=0,30,100.")
-  for name, flag in (("sequences", _SEQUENCES), ("frames", _FRAMES)):
-    if flag.value < 1:
-      _fail(f"--{name}={flag.value} must be >= 1.")
-  if _SIZE.value < 16:
-    _fail(f"--size={_SIZE.value} is too small; expected >= 16 pixels, e.g. --size=192.")
-  if not _LEARNING_RATE.value > 0 or not _MAX_SPEED.value > 0:
+  for name in ("sequences", "frames"):
+    if flags.FLAGS[name].value < 1:
+      _fail(f"--{name}={flags.FLAGS[name].value} must be >= 1.")
+  if flags.FLAGS.size < 16:
+    _fail(f"--size={flags.FLAGS.size} is too small; expected >= 16 pixels, e.g. --size=192.")
+  if not flags.FLAGS.learning_rate > 0 or not flags.FLAGS.max_speed > 0:
     _fail("--learning_rate and --max_speed must be > 0.")
-  rows = [by_key[key] for key in _ROWS.value]
-  if any(row.key in FLOWNET_ROWS for row in rows) and not _FLOW_CHECKPOINT.value:
+  rows = [by_key[key] for key in flags.FLAGS.rows]
+  if any(row.key in FLOWNET_ROWS for row in rows) and not flags.FLAGS.flow_checkpoint:
     _fail("the FlowNetS rows need --flow_checkpoint=<a flow training workdir, e.g. "
           "runs/demo/flownets, or a variables directory>; or leave them out with --rows.")
   return rows, steps
@@ -414,28 +399,48 @@ def main(argv):
   flow_fn, flow_model = None, None
   if any(row.key in FLOWNET_ROWS for row in rows):
     try:
-      flow_fn, flow_model = load_flownet(_FLOW_CHECKPOINT.value)
+      flow_fn, flow_model = load_flownet(flags.FLAGS.flow_checkpoint)
     except (FileNotFoundError, networks.ModelMismatchError) as e:
       _fail(str(e))
-    flow_model = f"{flow_model} from `{_FLOW_CHECKPOINT.value}`"
-  frames = render_frames(sequences=_SEQUENCES.value, frames_per_sequence=_FRAMES.value,
-                         size=_SIZE.value, max_speed=_MAX_SPEED.value)
-  last_seed = FIRST_SEED + _SEQUENCES.value - 1
-  setup = (f"Frames: {len(frames.blurry)}, {_FRAMES.value} from each of {_SEQUENCES.value} "
+    flow_model = f"{flow_model} from `{flags.FLAGS.flow_checkpoint}`"
+  frames = render_frames(sequences=flags.FLAGS.sequences, frames_per_sequence=flags.FLAGS.frames,
+                         size=flags.FLAGS.size, max_speed=flags.FLAGS.max_speed)
+  last_seed = FIRST_SEED + flags.FLAGS.sequences - 1
+  setup = (f"Frames: {len(frames.blurry)}, {flags.FLAGS.frames} from each of {flags.FLAGS.sequences} "
            f"held-out test-split videos (`render_sequence` seeds {FIRST_SEED}-{last_seed}, "
-           f"photos unseen in training), {_SIZE.value}x{_SIZE.value}, E = D = 9 sub-frames "
-           f"(tau = {frames.tau:g}), motion bound {_MAX_SPEED.value:g} px per frame (the study's "
-           f"test split has 18); Adam, learning rate {_LEARNING_RATE.value:g}.")
-  results = run(rows, frames, steps=steps, learning_rate=_LEARNING_RATE.value, flow_fn=flow_fn,
+           f"photos unseen in training), {flags.FLAGS.size}x{flags.FLAGS.size}, E = D = 9 sub-frames "
+           f"(tau = {frames.tau:g}), motion bound {flags.FLAGS.max_speed:g} px per frame (the study's "
+           f"test split has 18); Adam, learning rate {flags.FLAGS.learning_rate:g}.")
+  results = run(rows, frames, steps=steps, learning_rate=flags.FLAGS.learning_rate, flow_fn=flow_fn,
                 log=lambda line: print(line, flush=True))
   command = "python -m experiments.signal_diagnostic " + " ".join(sys.argv[1:])
   report = markdown(rows, results, frames, steps=steps, command=command.strip(),
                     flow_model=flow_model, setup=setup)
   print(report)
-  os.makedirs(os.path.dirname(os.path.abspath(_OUTPUT.value)), exist_ok=True)
-  with open(_OUTPUT.value, "w") as f:
+  os.makedirs(os.path.dirname(os.path.abspath(flags.FLAGS.output)), exist_ok=True)
+  with open(flags.FLAGS.output, "w") as f:
     f.write(report)
 
 
+def _define_flags() -> None:
+  """Flags, defined only when run as a program, so that tests and other programs can import
+  this module."""
+  flags.DEFINE_string(
+      "flow_checkpoint", None, "FlowNetS for the FlowNetS rows: a training workdir (e.g. of "
+      "configs/flownets_pretrain.py) or a variables directory.")
+  flags.DEFINE_list("rows", [row.key for row in ROWS], "Rows to run, of: "
+                    + ", ".join(row.key for row in ROWS) + ".")
+  flags.DEFINE_list("steps", ["0", "10", "30", "100", "200", "400"],
+                    "Adam steps after which PSNR is read; 0 is the blurry input.")
+  flags.DEFINE_float("learning_rate", 1e-3, "Adam's learning rate on x.")
+  flags.DEFINE_integer("sequences", 4, "Held-out test-split videos.")
+  flags.DEFINE_integer("frames", 1, "Frames restored per video.")
+  flags.DEFINE_integer("size", 96, "Frame side, pixels (96: the study's frames).")
+  flags.DEFINE_float("max_speed", 18.0, "Motion bound, pixels per frame interval "
+                     "(18: the study's test split).")
+  flags.DEFINE_string("output", "docs/signal_diagnostic.md", "Where the report goes.")
+
+
 if __name__ == "__main__":
+  _define_flags()
   app.run(main)

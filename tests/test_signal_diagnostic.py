@@ -64,6 +64,8 @@ def test_tvl1_flow_follows_the_project_convention(frames):
 
 def test_missing_flow_checkpoint_is_one_line_error(tmp_path, capsys):
   output = tmp_path / "report.md"
+  if "rows" not in flags.FLAGS:  # The command defines its flags only when run as a program.
+    diagnostic._define_flags()  # pylint: disable=protected-access
   flags.FLAGS(["signal_diagnostic", "--rows=true,flownet", f"--flow_checkpoint={tmp_path / 'no'}",
                f"--output={output}"])
   try:

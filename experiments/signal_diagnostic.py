@@ -406,11 +406,12 @@ def main(argv):
   frames = render_frames(sequences=flags.FLAGS.sequences, frames_per_sequence=flags.FLAGS.frames,
                          size=flags.FLAGS.size, max_speed=flags.FLAGS.max_speed)
   last_seed = FIRST_SEED + flags.FLAGS.sequences - 1
-  setup = (f"Frames: {len(frames.blurry)}, {flags.FLAGS.frames} from each of {flags.FLAGS.sequences} "
+  args = flags.FLAGS
+  setup = (f"Frames: {len(frames.blurry)}, {args.frames} from each of {args.sequences} "
            f"held-out test-split videos (`render_sequence` seeds {FIRST_SEED}-{last_seed}, "
-           f"photos unseen in training), {flags.FLAGS.size}x{flags.FLAGS.size}, E = D = 9 sub-frames "
-           f"(tau = {frames.tau:g}), motion bound {flags.FLAGS.max_speed:g} px per frame (the study's "
-           f"test split has 18); Adam, learning rate {flags.FLAGS.learning_rate:g}.")
+           f"photos unseen in training), {args.size}x{args.size}, E = D = 9 sub-frames "
+           f"(tau = {frames.tau:g}), motion bound {args.max_speed:g} px per frame (the study's "
+           f"test split has 18); Adam, learning rate {args.learning_rate:g}.")
   results = run(rows, frames, steps=steps, learning_rate=flags.FLAGS.learning_rate, flow_fn=flow_fn,
                 log=lambda line: print(line, flush=True))
   command = "python -m experiments.signal_diagnostic " + " ".join(sys.argv[1:])

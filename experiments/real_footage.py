@@ -41,10 +41,8 @@ def blur_video(frames: np.ndarray, average: int) -> tuple[np.ndarray, np.ndarray
     raise ValueError(f"--average must be a positive odd number of frames, got {average}.")
   count = len(frames) // average
   groups = frames[:count * average].reshape(count, average, *frames.shape[1:])
-  linear = (groups.astype(np.float64) / 255.0) ** synthetic.GAMMA
-  blurry = linear.mean(axis=1) ** (1 / synthetic.GAMMA)
-  to_uint8 = lambda x: np.round(np.clip(x, 0, 1) * 255).astype(np.uint8)
-  return to_uint8(blurry), groups[:, average // 2]
+  blurry = synthetic.average_exposure(np.moveaxis(groups, 1, 0) / 255.0, linear_light=True)
+  return synthetic.to_uint8(blurry), groups[:, average // 2]
 
 
 def load(path: str, max_side: int) -> np.ndarray:
@@ -59,10 +57,9 @@ def load(path: str, max_side: int) -> np.ndarray:
 
 
 def score(frames: np.ndarray, sharp: np.ndarray) -> tuple[float, float]:
-  psnr, ssim = zip(*(evaluate.scores(f[None] / np.float32(255), s / np.float32(255))
-                     for f, s in zip(frames, sharp)))
+  """Mean PSNR / SSIM of `uint8` frames against `uint8` sharp frames."""
+  psnr, ssim = evaluate.scores(frames / np.float32(255), sharp / np.float32(255))
   return float(np.mean(psnr)), float(np.mean(ssim))
-
 
 def main(argv: Sequence[str]) -> None:
   if len(argv) > 1:

@@ -377,8 +377,9 @@ def _exposures(layers, grid, *, num_frames, exposure, spacing):
     yield tuple(np.stack(parts) for parts in zip(*cache.values()))
 
 
-def _average(images: np.ndarray, linear_light: bool) -> np.ndarray:
-  """The blurry frame `[M, 3]` from sub-frames `[E, M, 3]` in `[0, 1]`."""
+def average_exposure(images: np.ndarray, linear_light: bool) -> np.ndarray:
+  """The blurry frame `[...]` from sub-frames `[E, ...]` in `[0, 1]`: their mean, in linear light
+  (gamma `GAMMA`) if `linear_light`."""
   if linear_light:
     return np.mean(images ** GAMMA, axis=0) ** (1 / GAMMA)
   return np.mean(images, axis=0)
@@ -440,7 +441,7 @@ def render_sequence(seed: int, *, split: str = "train", num_frames: int, height:
   out = {key: [] for key in ("blurry", "sharp", "flow_next", "flow_prev", "boundary")}
   exposures = _exposures(layers, grid, num_frames=num_frames, exposure=exposure, spacing=spacing)
   for i, (images, visible, soft) in enumerate(exposures):
-    blurry = _average(images, linear_light)
+    blurry = average_exposure(images, linear_light)
     out["blurry"].append(blurry + noise_std * noise_rng.standard_normal(blurry.shape))
     out["sharp"].append(images[len(images) // 2])
     out["flow_next"].append(_flow(layers, visible_at[i + 1], i, i + 1, grid))
@@ -456,8 +457,8 @@ def render_sequence(seed: int, *, split: str = "train", num_frames: int, height:
     return np.stack(out[key]).reshape(num_frames, height, width, *channels)
 
   result = {
-      "blurry": _to_uint8(frames("blurry", 3)),
-      "sharp": _to_uint8(frames("sharp", 3)),
+      "blurry": to_uint8(frames("blurry", 3)),
+      "sharp": to_uint8(frames("sharp", 3)),
       "flow_next": frames("flow_next", 2).astype(np.float32),
       "flow_prev": frames("flow_prev", 2).astype(np.float32),
       "tau": tau,
@@ -467,5 +468,6 @@ def render_sequence(seed: int, *, split: str = "train", num_frames: int, height:
   return result
 
 
-def _to_uint8(images: np.ndarray) -> np.ndarray:
+def to_uint8(images: np.ndarray) -> np.ndarray:
+  """`[0, 1]` floats -> `uint8`, clipped and rounded."""
   return np.round(np.clip(images, 0.0, 1.0) * 255.0).astype(np.uint8)

@@ -22,7 +22,6 @@ from ml_collections import config_flags
 
 from reblur_jax import console
 from reblur_jax.evaluation import report
-from reblur_jax.training import checkpointing
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Training workdir; reports go to <workdir>/eval.",
                                required=True)
@@ -61,15 +60,16 @@ def main(argv):
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   console.quiet()
   # Imported once the flags are parsed, so that --help and flag errors answer at once.
+  from reblur_jax import checkpoint  # pylint: disable=g-import-not-at-top
   from reblur_jax.evaluation import evaluate  # pylint: disable=g-import-not-at-top
 
   try:
     result = evaluate.evaluate(
-        _CONFIG.value, _WORKDIR.value, checkpoint=_CHECKPOINT.value, datasets=_DATASETS.value,
-        data_dir=_DATA_DIR.value, max_clips=_MAX_CLIPS.value, tile=_TILE.value,
-        timing_size=_size(_TIMING_SIZE.value) or None, num_grids=_NUM_GRIDS.value)
+        _CONFIG.value, _WORKDIR.value, checkpoint_path=_CHECKPOINT.value,
+        datasets=_DATASETS.value, data_dir=_DATA_DIR.value, max_clips=_MAX_CLIPS.value,
+        tile=_TILE.value, timing_size=_size(_TIMING_SIZE.value) or None, num_grids=_NUM_GRIDS.value)
   # The message says what to fix (CheckpointError: no step of the run reads).
-  except (FileNotFoundError, ValueError, MemoryError, checkpointing.CheckpointError) as e:
+  except (FileNotFoundError, ValueError, MemoryError, checkpoint.CheckpointError) as e:
     raise SystemExit(f"error: {e}") from None
   print(report.to_markdown(result))
   directory = os.path.join(os.path.abspath(_WORKDIR.value), evaluate.EVAL_DIR)

@@ -37,7 +37,7 @@ def main(argv):
   # Imported once the flags are parsed, so that --help and flag errors answer at once.
   import jax  # pylint: disable=g-import-not-at-top
   from reblur_jax import disk  # pylint: disable=g-import-not-at-top
-  from reblur_jax.training import checkpointing  # pylint: disable=g-import-not-at-top
+  from reblur_jax import checkpoint  # pylint: disable=g-import-not-at-top
   from reblur_jax.training import train  # pylint: disable=g-import-not-at-top
   from reblur_jax.training import validation  # pylint: disable=g-import-not-at-top
 
@@ -51,7 +51,7 @@ def main(argv):
   # User errors and a run that cannot go on: the message says what to do. Others are bugs.
   except validation.ConfigError as e:
     raise SystemExit(f"error: {e}") from None
-  except (train.NonFiniteLossError, disk.DiskFullError, checkpointing.CheckpointError) as e:
+  except (train.NonFiniteLossError, disk.DiskFullError, checkpoint.CheckpointError) as e:
     logging.error("%s", e)
     raise SystemExit(f"error: {e}") from None
   if jax.process_index() == 0:

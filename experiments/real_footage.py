@@ -28,7 +28,6 @@ import skimage.transform
 from absl import app
 from absl import flags
 
-from reblur_jax import deblur
 from reblur_jax.data import synthetic
 from reblur_jax.evaluation import evaluate
 from reblur_jax.evaluation import networks
@@ -64,21 +63,15 @@ def score(frames: np.ndarray, sharp: np.ndarray) -> tuple[float, float]:
 def main(argv: Sequence[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-  fns = {}
-  for path in flags.FLAGS.checkpoints:
-    run = networks.restore_run(path)
-    module = networks.create_deblur(run.config)
-    fns[path] = (networks.deblur_fn(module, networks.run_variables(run, "deblur", source=path)),
-                 module.num_input_frames)
-  header = "| video | frames | blurry | " + " | ".join(fns) + " |"
-  lines = [header, "|---|--:|" + "--:|" * (1 + len(fns))]
+  runs = {path: networks.restore(path) for path in flags.FLAGS.checkpoints}
+  header = "| video | frames | blurry | " + " | ".join(runs) + " |"
+  lines = [header, "|---|--:|" + "--:|" * (1 + len(runs))]
   for video in flags.FLAGS.videos:
     blurry, sharp = blur_video(load(video, flags.FLAGS.max_side), flags.FLAGS.average)
     blurry, sharp = blurry[:flags.FLAGS.max_frames], sharp[:flags.FLAGS.max_frames]
     cells = ["%.2f / %.4f" % score(blurry, sharp)]
-    for fn, window in fns.values():
-      restored = np.stack(list(deblur.deblur_frames(fn, blurry, window)))
-      cells.append("%.2f / %.4f" % score(restored, sharp))
+    for restored in runs.values():
+      cells.append("%.2f / %.4f" % score(restored.deblur(blurry), sharp))
     lines.append(f"| {os.path.basename(video)} ({blurry.shape[2]}x{blurry.shape[1]}) | "
                  f"{len(blurry)} | " + " | ".join(cells) + " |")
   print("\n".join(lines))

@@ -40,12 +40,11 @@ from absl import app
 from absl import flags
 
 from reblur_jax import blur
-from reblur_jax import checkpoint as checkpoint_lib
+from reblur_jax import checkpoint
 from reblur_jax import metrics
 from reblur_jax import models
 from reblur_jax.data import synthetic
 from reblur_jax.data.builders import synthetic_blur
-from reblur_jax.evaluation import networks
 
 # Seeds of held-out sequences: past every test sequence the synthetic data sets render.
 FIRST_SEED = synthetic_blur.TEST_SEED_OFFSET + 200
@@ -144,24 +143,24 @@ def load_flownet(path: str) -> tuple[FlowFn, str]:
   (64 channels at width 1).
 
   Raises:
-    FileNotFoundError, networks.ModelMismatchError: nothing, or not a FlowNetS, at `path`.
+    FileNotFoundError, checkpoint.ModelMismatchError: nothing, or not a FlowNetS, at `path`.
   """
   path = os.path.abspath(os.path.expanduser(path))
   trained = "a variables directory"
-  if networks.is_run(path):
-    run = networks.restore_run(path)
-    variables = networks.run_variables(run, "flow", source=path)
+  if checkpoint.is_run(path):
+    run = checkpoint.restore_run(path)
+    variables = run.variables("flow")
     trained = f"step {run.step} of its training run"
   else:
-    variables = checkpoint_lib.load_variables(path)
+    variables = checkpoint.load_variables(path)
   try:
     width = variables["params"]["conv1"]["kernel"].shape[-1] / 64
   except (KeyError, TypeError, AttributeError, IndexError) as e:
-    raise networks.ModelMismatchError(f"{path} does not hold a FlowNetS network (no conv1 "
-                                      "kernel): pass a flow checkpoint.") from e
+    raise checkpoint.ModelMismatchError(f"{path} does not hold a FlowNetS network (no conv1 "
+                                        "kernel): pass a flow checkpoint.") from e
   module = models.create("flownets", width=width)
-  model = networks.describe("flownets", {"width": width})
-  networks.check_variables(module, variables, source=path, model=model)
+  model = checkpoint.describe("flownets", {"width": width})
+  checkpoint.check_variables(module, variables, source=path, model=model)
   return flownet_fn(module, jax.device_put(variables)), f"{model}, {trained}"
 
 
@@ -400,7 +399,7 @@ def main(argv):
   if any(row.key in FLOWNET_ROWS for row in rows):
     try:
       flow_fn, flow_model = load_flownet(flags.FLAGS.flow_checkpoint)
-    except (FileNotFoundError, networks.ModelMismatchError) as e:
+    except (FileNotFoundError, checkpoint.ModelMismatchError) as e:
       _fail(str(e))
     flow_model = f"{flow_model} from `{flags.FLAGS.flow_checkpoint}`"
   frames = render_frames(sequences=flags.FLAGS.sequences, frames_per_sequence=flags.FLAGS.frames,

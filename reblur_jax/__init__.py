@@ -5,8 +5,10 @@ What a notebook or script needs:
 * `blur`: the differentiable blur formation model (`reblur`, `reblur_batch`, `kernel_table`);
 * `models`: DVD, the DeblurGAN generator and FlowNetS (`models.create(name, **kwargs)`);
 * `metrics`: PSNR and SSIM as the paper's tables report them;
-* `checkpoint`: network variables on disk (`save_variables`, `load_variables`);
-* `restore_checkpoint(workdir)`: a training run's newest checkpoint as NumPy arrays, on any machine;
+* `restore(path)`: a training run's networks, ready to `.deblur(frames)`, `.flows(frames)` and
+  `.reblur(frames)`, with its `.config` and `.step`, on any machine;
+* `checkpoint`: networks and training runs on disk (`save_variables`, `load_variables`,
+  `restore_run(path)`: a run's checkpoint as NumPy arrays);
 * `train_and_evaluate(config, workdir)`: what `train.py` runs;
 * `deblur_video(checkpoint, input_path, output, ...)`: what `python -m reblur_jax.deblur` runs.
 
@@ -21,9 +23,9 @@ __version__ = "0.1.0"
 
 _MODULES = ("blur", "checkpoint", "metrics", "models")
 _LAZY = {  # Public name: (module, name there).
-    "restore_checkpoint": ("reblur_jax.training", "restore_checkpoint"),
+    "restore": ("reblur_jax.evaluation.networks", "restore"),
     "train_and_evaluate": ("reblur_jax.training", "train_and_evaluate"),
-    "deblur_video": ("reblur_jax.deblur", "deblur"),
+    "deblur_video": ("reblur_jax.deblur", "deblur_video"),
 }
 
 __all__ = [*_MODULES, *_LAZY]

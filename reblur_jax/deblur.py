@@ -21,12 +21,8 @@ from __future__ import annotations
 import collections
 import os
 import sys
-from collections.abc import Iterable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
 
-import ml_collections
-import numpy as np
-import tqdm
 from absl import app
 from absl import flags
 from absl import logging
@@ -35,17 +31,13 @@ from reblur_jax import console
 
 # The networks, JAX and the input pipeline are imported by the functions that use them, so that
 # the command answers --help and bad flags at once instead of after seconds of imports.
-if TYPE_CHECKING:
-  from reblur_jax.evaluation import inference
-
-PyTree = Any
 
 
-def deblur(checkpoint: str, input_path: str, output: str, *, overwrite: bool = False,
-           adapt_steps: int = 0, adapt_learning_rate: float | None = None,
-           adapt_batch_size: int | None = None, flow_checkpoint: str | None = None,
-           labeled_dataset: str | None = None, data_dir: str | None = None,
-           tile: int | None = None) -> dict[str, list[str]]:
+def deblur_video(checkpoint: str, input_path: str, output: str, *, overwrite: bool = False,
+                 adapt_steps: int = 0, adapt_learning_rate: float | None = None,
+                 adapt_batch_size: int | None = None, flow_checkpoint: str | None = None,
+                 labeled_dataset: str | None = None, data_dir: str | None = None,
+                 tile: int | None = None) -> dict[str, list[str]]:
   """Deblurs the video at `input_path` into `output` (module docstring); returns what it wrote.
 
   Every input is checked before any network runs. `adapt_learning_rate` None is the paper's
@@ -54,7 +46,7 @@ def deblur(checkpoint: str, input_path: str, output: str, *, overwrite: bool = F
   Raises:
     FileNotFoundError: no input, no checkpoint, or (adapting) no flow network.
     ValueError: a bad argument (`validation.ConfigError`), unreadable input
-      (`CorruptFrameError`), a checkpoint of the wrong model (`networks.ModelMismatchError`).
+      (`CorruptFrameError`), a checkpoint of the wrong model (`checkpoint.ModelMismatchError`).
     FileExistsError: `output` holds files of the same names, and not `overwrite`.
     disk.DiskFullError: no space left while writing; the frames written so far are complete.
   """
@@ -69,12 +61,8 @@ def deblur(checkpoint: str, input_path: str, output: str, *, overwrite: bool = F
     adapt_learning_rate = adapt_lib.LEARNING_RATE
   check_arguments(output=output, adapt_steps=adapt_steps, adapt_learning_rate=adapt_learning_rate,
                   adapt_batch_size=adapt_batch_size, tile=tile)
-  run = networks.restore_run(checkpoint)
-  config = run.config
-  module = networks.create_deblur(config)
-  variables = networks.run_variables(run, "deblur", source=checkpoint)
-  networks.check_variables(module, variables, source=checkpoint,
-                           model=networks.describe(config.model, config.model_kwargs))
+  restored = networks.restore(checkpoint)
+  config = restored.config
   if adapt_steps and labeled_dataset:
     validation.check_dataset(labeled_dataset, config.labeled_split,
                              data_dir or config.get("data_dir") or None, what="--labeled_dataset")
@@ -85,28 +73,33 @@ def deblur(checkpoint: str, input_path: str, output: str, *, overwrite: bool = F
   video.check_output(output, source, video_name=video_name, overwrite=overwrite)
   if adapt_steps:  # Adaptation samples clips of the whole video at random: it is read whole.
     clip = video.read(input_path)
+    if restored.flow_network is None:
+      if not flow_checkpoint:
+        raise FileNotFoundError(
+            "--adapt_steps needs a FlowNetS for the reblur loss, and the checkpoint's run had "
+            "none (it was trained without unlabeled clips). Pass --flow_checkpoint=<a flow "
+            "training workdir, e.g. of configs/flownets_pretrain.py, or a variables directory>.")
+      restored.use_flow(flow_checkpoint)
     config = adapt_lib.adaptation_config(
-        config, steps=adapt_steps, frame_size=clip.frames.shape[1:3],
+        restored.config, steps=adapt_steps, frame_size=clip.frames.shape[1:3],
         learning_rate=adapt_learning_rate, batch_size=adapt_batch_size,
         labeled_dataset=labeled_dataset, data_dir=data_dir)
-    flow = flow_variables(run, config, flow_checkpoint)
     clips = video.Clips(clip.frames, adapt_lib.clip_length(config))
-    variables, _ = adapt_lib.adapt(config, {"deblur": variables, "flow": flow}, clips)
+    restored.deblur_variables, _ = adapt_lib.adapt(
+        config, {"deblur": restored.deblur_variables, "flow": restored.flow_variables}, clips)
   else:
     # A first pass decodes every frame, holding one at a time, so that a corrupt or odd-sized
     # frame stops the command before any network runs or any file is written.
     for _ in video.frames(source):
       pass
 
-  logging.info("Deblurring %s with %s of %s, step %d%s.", input_path,
-               networks.describe(config.model, config.model_kwargs), checkpoint, run.step,
-               f", adapted for {adapt_steps} steps" if adapt_steps else "")
+  logging.info("Deblurring %s with %s of %s, step %d%s.", input_path, restored.model, checkpoint,
+               restored.step, f", adapted for {adapt_steps} steps" if adapt_steps else "")
   # Frames stream from the input through the network to the files: memory holds a window.
   names = collections.deque()
   stream = (names.append(name) or frame for name, frame in video.frames(source))
-  restored = deblur_frames(networks.deblur_fn(module, variables), stream,
-                           module.num_input_frames, tile=tile)
-  return video.write(output, ((names.popleft(), frame) for frame in restored),
+  return video.write(output, ((names.popleft(), frame)
+                              for frame in restored.deblur_stream(stream, tile=tile)),
                      video_name=video_name, fps=source.fps)
 
 
@@ -125,50 +118,6 @@ def check_arguments(*, output: str, adapt_steps: int, adapt_learning_rate: float
   for flag, value, ok, expected in checks:
     if not ok:
       raise validation.ConfigError(f"{flag}={value}: expected {expected}; pass a value in range.")
-
-
-def flow_variables(run, config: ml_collections.ConfigDict, flow_checkpoint: str | None
-                    ) -> PyTree:
-  """FlowNetS for adaptation: the run's own, else `flow_checkpoint`'s.
-
-  A training run given as `flow_checkpoint` brings its `flow_model_kwargs` into `config`.
-  """
-  from reblur_jax import checkpoint as checkpoint_lib  # pylint: disable=g-import-not-at-top
-  from reblur_jax.evaluation import networks  # pylint: disable=g-import-not-at-top
-
-  if "flow" in run.state["params"]:
-    return networks.run_variables(run, "flow", source="the checkpoint")
-  if not flow_checkpoint:
-    raise FileNotFoundError(
-        "--adapt_steps needs a FlowNetS for the reblur loss, and the checkpoint's run had none "
-        "(it was trained without unlabeled clips). Pass --flow_checkpoint=<a flow training "
-        "workdir, e.g. of configs/flownets_pretrain.py, or a variables directory>.")
-  if networks.is_run(flow_checkpoint):
-    flow_run = networks.restore_run(flow_checkpoint)
-    config.flow_model_kwargs = flow_run.config.flow_model_kwargs
-    variables = networks.run_variables(flow_run, "flow", source=flow_checkpoint)
-  else:
-    variables = checkpoint_lib.load_variables(os.path.expanduser(flow_checkpoint))
-  networks.check_variables(networks.create_flow(config), variables, source=flow_checkpoint,
-                           model=networks.describe("flownets", config.flow_model_kwargs))
-  return variables
-
-
-def deblur_frames(fn: inference.DeblurFn, frames: Iterable[np.ndarray], window: int, *,
-                  tile: int | None = None) -> Iterator[np.ndarray]:
-  """Restores each `uint8 [H, W, 3]` frame of a stream from its `window`-frame clip (replicate-
-  padded, as `video.Clips`); yields `uint8` frames in order, holding `window` frames at a time."""
-  from reblur_jax.evaluation import inference  # pylint: disable=g-import-not-at-top
-  from reblur_jax.evaluation import video  # pylint: disable=g-import-not-at-top
-
-  chosen = None
-  for clip in tqdm.tqdm(video.windows(frames, window), desc="deblur", unit="frame",
-                        dynamic_ncols=True):
-    windows = clip[None].astype(np.float32) / np.float32(255.0)
-    if chosen is None:
-      chosen = inference.choose_tile(fn, windows.shape, tile=tile)
-    output = inference.restore(fn, windows, tile=chosen)[0]
-    yield np.round(np.clip(output, 0.0, 1.0) * 255.0).astype(np.uint8)
 
 
 def _define_flags() -> None:
@@ -198,18 +147,18 @@ def main(argv: Sequence[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   console.quiet()
+  from reblur_jax import checkpoint  # pylint: disable=g-import-not-at-top
   from reblur_jax import disk  # pylint: disable=g-import-not-at-top
-  from reblur_jax.training import checkpointing  # pylint: disable=g-import-not-at-top
 
   args = flags.FLAGS
   try:
-    paths = deblur(args.checkpoint, args.input, args.output, overwrite=args.overwrite,
+    paths = deblur_video(args.checkpoint, args.input, args.output, overwrite=args.overwrite,
                    adapt_steps=args.adapt_steps, adapt_learning_rate=args.adapt_learning_rate,
                    adapt_batch_size=args.adapt_batch_size, flow_checkpoint=args.flow_checkpoint,
                    labeled_dataset=args.labeled_dataset, data_dir=args.data_dir, tile=args.tile)
   # The messages say what to fix: bad input, a diverged adaptation, frames too large to fit.
   except (FileNotFoundError, FileExistsError, ValueError, FloatingPointError, MemoryError,
-          disk.DiskFullError, checkpointing.CheckpointError) as e:
+          disk.DiskFullError, checkpoint.CheckpointError) as e:
     sys.exit(f"error: {e}")
   written = f"{len(paths['frames'])} frames" + (f" and {paths['video'][0]}" if "video" in paths
                                                  else "")

@@ -1,5 +1,5 @@
 """`python -m reblur_jax.deblur` on a frame folder and a video file, with and without test-time
-adaptation, and its errors for bad input. Uses the tiny run of test_evaluate.py."""
+adaptation, and its errors for bad input. Uses the tiny run of conftest.py."""
 
 import dataclasses
 import errno
@@ -12,30 +12,25 @@ import tracemalloc
 
 import imageio.v3 as iio
 import jax
-import ml_collections
 import numpy as np
 import pytest
 
+from reblur_jax import checkpoint
 from reblur_jax import deblur
 from reblur_jax import disk
 from reblur_jax.data import synthetic
 from reblur_jax.data.builders import clips as clips_lib
 from reblur_jax.data.builders import frames as frames_lib
 from reblur_jax.evaluation import adapt
+from reblur_jax.evaluation import inference
 from reblur_jax.evaluation import networks
 from reblur_jax.evaluation import video
-from reblur_jax.training import restore_checkpoint
 
-import test_evaluate
+from conftest import subprocess_env
 
 NUM_FRAMES = 6
 # imageio runs ffmpeg in a subprocess, which JAX's fork warning cannot tell from a real fork.
 pytestmark = pytest.mark.filterwarnings("ignore:os.fork:RuntimeWarning")
-
-
-@pytest.fixture(scope="module")
-def run(tmp_path_factory):
-  return test_evaluate.tiny_run(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
@@ -54,8 +49,8 @@ def inputs(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def network(run):
-  restored = restore_checkpoint(run.workdir)
+def network(tiny_run):
+  restored = checkpoint.restore_run(tiny_run.workdir)
   module = networks.create_deblur(restored.config)
   return module, restored, jax.jit(lambda v, x: module.apply(v, x, train=False))
 
@@ -63,7 +58,7 @@ def network(run):
 def _expected(network, frames, variables=None):
   """Each frame restored from its 5-frame window, the ends replicate-padded; uint8."""
   module, restored, apply = network
-  variables = variables or networks.run_variables(restored, "deblur", source="run")
+  variables = variables or restored.variables("deblur")
   out = []
   for i in range(len(frames)):
     window = frames[np.clip(np.arange(i - 2, i + 3), 0, len(frames) - 1)] / np.float32(255)
@@ -89,16 +84,16 @@ def test_clips_are_the_datasets_replicate_padded_windows():
   assert ours == theirs and ours[0] == [0, 0, 0, 0, 1, 2, 3]
 
 
-def test_a_frame_folder_is_deblurred_at_its_own_size(run, inputs, network, tmp_path):
-  paths = deblur.deblur(run.workdir, inputs["folder"], str(tmp_path))
+def test_a_frame_folder_is_deblurred_at_its_own_size(tiny_run, inputs, network, tmp_path):
+  paths = deblur.deblur_video(tiny_run.workdir, inputs["folder"], str(tmp_path))
   assert [os.path.basename(p) for p in paths["frames"]] == [
       f"blurry_{i:02d}.png" for i in range(NUM_FRAMES)]
   assert "video" not in paths
   _assert_frames_close(_read_pngs(paths["frames"]), _expected(network, inputs["frames"]))
 
 
-def test_a_video_file_gives_frames_and_a_video(run, inputs, network, tmp_path):
-  paths = deblur.deblur(run.workdir, inputs["video"], str(tmp_path))
+def test_a_video_file_gives_frames_and_a_video(tiny_run, inputs, network, tmp_path):
+  paths = deblur.deblur_video(tiny_run.workdir, inputs["video"], str(tmp_path))
   restored = _read_pngs(paths["frames"])
   _assert_frames_close(restored, _expected(network, inputs["video_frames"]))
   assert paths["video"] == [str(tmp_path / "clip_deblurred.mp4")]
@@ -107,7 +102,7 @@ def test_a_video_file_gives_frames_and_a_video(run, inputs, network, tmp_path):
   assert iio.immeta(paths["video"][0], plugin="FFMPEG")["fps"] == 12
 
 
-def test_a_video_is_deblurred_after_adapting_to_it(run, inputs, network, tmp_path,
+def test_a_video_is_deblurred_after_adapting_to_it(tiny_run, inputs, network, tmp_path,
                                                    monkeypatch):
   _, restored, _ = network
   adapted, real_adapt = [], adapt.adapt  # What the command's adaptation returned.
@@ -115,14 +110,14 @@ def test_a_video_is_deblurred_after_adapting_to_it(run, inputs, network, tmp_pat
     adapted.append(real_adapt(*args, **kwargs))
     return adapted[-1]
   monkeypatch.setattr(adapt, "adapt", spy)
-  step = os.path.join(run.workdir, "checkpoints", "2")  # One checkpoint rather than the workdir.
-  paths = deblur.deblur(step, inputs["video"], str(tmp_path), adapt_steps=2,
+  step = os.path.join(tiny_run.workdir, "checkpoints", "2")  # One checkpoint rather than the workdir.
+  paths = deblur.deblur_video(step, inputs["video"], str(tmp_path), adapt_steps=2,
                         adapt_batch_size=2, adapt_learning_rate=1e-2)
 
   (variables, history), = adapted
   assert [h["step"] for h in history] == [1, 2]
   assert all(np.isfinite(h["loss_reblur"]) and "loss_supervised" not in h for h in history)
-  before = networks.run_variables(restored, "deblur", source="run")
+  before = restored.variables("deblur")
   changed = jax.tree.map(lambda a, b: not np.array_equal(a, b), before["params"],
                          variables["params"])
   assert all(jax.tree.leaves(changed))
@@ -157,36 +152,41 @@ def test_adaptation_settings(network):
 def _without_flow(restored):
   """The restored run as if trained without unlabeled clips (no FlowNetS)."""
   params = {"deblur": restored.state["params"]["deblur"]}
-  return dataclasses.replace(restored, state={**restored.state, "params": params})
+  return networks.Restored(dataclasses.replace(restored, state={**restored.state,
+                                                                "params": params}))
 
 
-def test_adapting_without_a_flow_network_asks_for_one(network):
+def test_adapting_without_a_flow_network_asks_for_one(tiny_run, inputs, network, tmp_path,
+                                                      monkeypatch):
   _, restored, _ = network
+  monkeypatch.setattr(networks, "restore", lambda path: _without_flow(restored))
   with pytest.raises(FileNotFoundError, match="--flow_checkpoint"):
-    deblur.flow_variables(_without_flow(restored), restored.config, None)
+    deblur.deblur_video(tiny_run.workdir, inputs["video"], str(tmp_path), adapt_steps=1)
+  with pytest.raises(ValueError, match="holds no FlowNetS"):
+    _without_flow(restored).reblur(inputs["frames"])
 
 
-def test_flow_network_from_another_run_or_a_variables_directory(run, network):
+def test_flow_network_from_another_run_or_a_variables_directory(tiny_run, network):
   _, restored, _ = network
-  expected = networks.run_variables(restored, "flow", source="run")
-  config = ml_collections.ConfigDict(restored.config.to_dict())
-  config.flow_model_kwargs = {"width": 1.0}
+  expected = restored.variables("flow")
+  without = _without_flow(restored)
+  without.config.flow_model_kwargs = {"width": 1.0}
   # A training run brings its own FlowNetS width.
-  flow = deblur.flow_variables(_without_flow(restored), config, run.workdir)
-  assert config.flow_model_kwargs.width == restored.config.flow_model_kwargs.width
-  jax.tree.map(np.testing.assert_array_equal, flow, expected)
-  flow = deblur.flow_variables(_without_flow(restored), config,
-                               os.path.join(run.workdir, "variables", "flow"))
-  jax.tree.map(np.testing.assert_array_equal, flow, expected)
-  with pytest.raises(networks.ModelMismatchError, match=r"baseline does not hold a flownets\("):
-    deblur.flow_variables(_without_flow(restored), config, run.baseline)
+  without.use_flow(tiny_run.workdir)
+  assert without.config.flow_model_kwargs.width == restored.config.flow_model_kwargs.width
+  jax.tree.map(np.testing.assert_array_equal, without.flow_variables, expected)
+  without = _without_flow(restored)
+  without.use_flow(os.path.join(tiny_run.workdir, "variables", "flow"))
+  jax.tree.map(np.testing.assert_array_equal, without.flow_variables, expected)
+  with pytest.raises(checkpoint.ModelMismatchError, match=r"baseline does not hold a flownets\("):
+    without.use_flow(tiny_run.baseline)
 
 
 # ----------------------------------------------------------------------------- the command
 
 
 def _python(code: str) -> subprocess.CompletedProcess:
-  return subprocess.run([sys.executable, "-c", code], env=test_evaluate.subprocess_env(),
+  return subprocess.run([sys.executable, "-c", code], env=subprocess_env(),
                         capture_output=True, text=True, timeout=300)
 
 
@@ -212,13 +212,13 @@ def test_help_shows_an_example_before_jax_loads():
   assert result.stdout.splitlines()[-1] == "jax imported: False"
 
 
-def test_the_console_holds_the_commands_own_lines(run, inputs, tmp_path):
+def test_the_console_holds_the_commands_own_lines(tiny_run, inputs, tmp_path):
   """No framework banner or backend probing (none of the switches the tests set elsewhere); the
   last line says where the frames went."""
   env = {k: v for k, v in os.environ.items()
          if k not in ("JAX_PLATFORMS", "TF_CPP_MIN_LOG_LEVEL", "TF_ENABLE_ONEDNN_OPTS")}
   result = subprocess.run(
-      [sys.executable, "-m", "reblur_jax.deblur", f"--checkpoint={run.workdir}",
+      [sys.executable, "-m", "reblur_jax.deblur", f"--checkpoint={tiny_run.workdir}",
        f"--input={inputs['folder']}", f"--output={tmp_path}"],
       env=env, capture_output=True, text=True, timeout=600)
   assert result.returncode == 0, result.stderr[-3000:]
@@ -233,72 +233,72 @@ def test_the_console_holds_the_commands_own_lines(run, inputs, tmp_path):
 # ----------------------------------------------------------------------------- bad input
 
 
-def test_missing_input(run, tmp_path):
+def test_missing_input(tiny_run, tmp_path):
   with pytest.raises(FileNotFoundError, match="--input: nothing at"):
-    deblur.deblur(run.workdir, str(tmp_path / "nope.mp4"), str(tmp_path / "out"))
+    deblur.deblur_video(tiny_run.workdir, str(tmp_path / "nope.mp4"), str(tmp_path / "out"))
 
 
-def test_folder_without_images(run, tmp_path):
+def test_folder_without_images(tiny_run, tmp_path):
   with pytest.raises(FileNotFoundError, match="No image files"):
-    deblur.deblur(run.workdir, str(tmp_path), str(tmp_path / "out"))
+    deblur.deblur_video(tiny_run.workdir, str(tmp_path), str(tmp_path / "out"))
 
 
-def test_corrupt_frame_is_named(run, inputs, tmp_path):
+def test_corrupt_frame_is_named(tiny_run, inputs, tmp_path):
   folder = tmp_path / "frames"
   shutil.copytree(inputs["folder"], folder)
   (folder / "blurry_03.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
   with pytest.raises(frames_lib.CorruptFrameError, match="blurry_03.png"):
-    deblur.deblur(run.workdir, str(folder), str(tmp_path / "out"))
+    deblur.deblur_video(tiny_run.workdir, str(folder), str(tmp_path / "out"))
 
 
-def test_not_a_video_file(run, tmp_path):
+def test_not_a_video_file(tiny_run, tmp_path):
   (tmp_path / "notes.txt").write_text("not a video")
   with pytest.raises(ValueError, match="is not a video file"):
-    deblur.deblur(run.workdir, str(tmp_path / "notes.txt"), str(tmp_path / "out"))
+    deblur.deblur_video(tiny_run.workdir, str(tmp_path / "notes.txt"), str(tmp_path / "out"))
 
 
-def test_corrupt_video(run, tmp_path):
+def test_corrupt_video(tiny_run, tmp_path):
   (tmp_path / "broken.mp4").write_bytes(bytes(range(256)) * 8)
   with pytest.raises(frames_lib.CorruptFrameError, match="broken.mp4"):
-    deblur.deblur(run.workdir, str(tmp_path / "broken.mp4"), str(tmp_path / "out"))
+    deblur.deblur_video(tiny_run.workdir, str(tmp_path / "broken.mp4"), str(tmp_path / "out"))
 
 
-def test_output_files_are_not_overwritten_unless_asked(run, inputs, tmp_path):
+def test_output_files_are_not_overwritten_unless_asked(tiny_run, inputs, tmp_path):
   (tmp_path / "blurry_04.png").write_bytes(b"mine")
   result = subprocess.run(
-      [sys.executable, "-m", "reblur_jax.deblur", f"--checkpoint={run.workdir}",
+      [sys.executable, "-m", "reblur_jax.deblur", f"--checkpoint={tiny_run.workdir}",
        f"--input={inputs['folder']}", f"--output={tmp_path}"],
-      env=test_evaluate.subprocess_env(), capture_output=True, text=True, timeout=600)
+      env=subprocess_env(), capture_output=True, text=True, timeout=600)
   assert result.returncode != 0
   assert "error: --output:" in result.stderr and "--overwrite" in result.stderr
   assert (tmp_path / "blurry_04.png").read_bytes() == b"mine"
-  deblur.deblur(run.workdir, inputs["folder"], str(tmp_path), overwrite=True)
+  deblur.deblur_video(tiny_run.workdir, inputs["folder"], str(tmp_path), overwrite=True)
   assert iio.imread(tmp_path / "blurry_04.png").shape == (45, 61, 3)
 
 
-def test_checkpoint_of_another_model(run, inputs, tmp_path):
+def test_checkpoint_of_another_model(tiny_run, inputs, tmp_path):
   """A run whose config names DeblurGAN but whose variables are DVD's."""
   step = tmp_path / "run" / "checkpoints" / "2"
-  shutil.copytree(os.path.join(run.workdir, "checkpoints", "2"), step)
+  shutil.copytree(os.path.join(tiny_run.workdir, "checkpoints", "2"), step)
   with open(step / "config" / "metadata") as f:
     config = json.load(f)
   config.update(model="deblurgan", model_kwargs={"width": 0.0625, "dropout_rate": 0.0})
   with open(step / "config" / "metadata", "w") as f:
     json.dump(config, f)
-  with pytest.raises(networks.ModelMismatchError,
+  with pytest.raises(checkpoint.ModelMismatchError,
                      match=r"does not hold a deblurgan\(dropout_rate=0.0, width=0.0625\)"):
-    deblur.deblur(str(tmp_path / "run"), inputs["folder"], str(tmp_path / "out"))
+    deblur.deblur_video(str(tmp_path / "run"), inputs["folder"], str(tmp_path / "out"))
 
 
 def test_not_a_checkpoint(inputs, tmp_path):
   with pytest.raises(FileNotFoundError, match="No checkpoint at"):
-    deblur.deblur(str(tmp_path / "nowhere"), inputs["folder"], str(tmp_path / "out"))
+    deblur.deblur_video(str(tmp_path / "nowhere"), inputs["folder"], str(tmp_path / "out"))
 
 
-def test_a_relative_workdir_restores_like_an_absolute_one(run, network, monkeypatch):
+def test_a_relative_workdir_restores_like_an_absolute_one(tiny_run, network, monkeypatch):
   _, restored, _ = network
-  monkeypatch.chdir(os.path.dirname(run.workdir))
-  relative = restore_checkpoint(os.path.basename(run.workdir))
+  monkeypatch.chdir(os.path.dirname(tiny_run.workdir))
+  relative = checkpoint.restore_run(os.path.basename(tiny_run.workdir))
   assert relative.step == restored.step
   jax.tree.map(np.testing.assert_array_equal, relative.state, restored.state)
 
@@ -321,7 +321,7 @@ def _peak_bytes(folder, output):
   source = video.open_source(folder)
   tracemalloc.start()
   try:
-    restored = deblur.deblur_frames(_middle_frame, (f for _, f in video.frames(source)), 5,
+    restored = inference.deblur_frames(_middle_frame, (f for _, f in video.frames(source)), 5,
                                     tile=0)
     names = (os.path.splitext(os.path.basename(p))[0] for p in source.image_paths)
     video.write(output, zip(names, restored))

@@ -1,9 +1,5 @@
-"""evaluate.py on a tiny fine-tuned run: the report's numbers, grids, TensorBoard, timing, errors.
-
-The tiny run (`tiny_run`, shared with test_deblur.py and test_notebook.py): a randomly initialised
-DVD (width 1/16) saved as the baseline, fine-tuned for 2 steps by configs/smoke.py's DVD-Reblur
-run (with FlowNetS) on the `tiny_t7` synthetic set, all in a temporary directory.
-"""
+"""evaluate.py on the tiny fine-tuned run (conftest.py): the report's numbers, grids,
+TensorBoard, timing, errors."""
 
 import dataclasses
 import fcntl
@@ -27,76 +23,16 @@ from reblur_jax.data import pipeline
 from reblur_jax.evaluation import evaluate
 from reblur_jax.evaluation import inference
 from reblur_jax.evaluation import networks
-from reblur_jax.training import restore_checkpoint
-from reblur_jax.training import train
 from reblur_jax.training import validation
 
-from configs import smoke  # The repository root is on pytest's path (pyproject.toml).
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from conftest import REPO, once_per_session, subprocess_env
 
 DATASET = "synthetic_blur/tiny_t7"
 TIMING = (48, 80)  # (H, W) of the timed frames: small, the tests only check that it is reported.
 
 
-@dataclasses.dataclass(frozen=True)
-class TinyRun:
-  workdir: str  # The fine-tuned run.
-  baseline: str  # Its init_checkpoint (variables directory).
-  data_dir: str  # TFDS data dir holding synthetic_blur/tiny_t7.
-
-  @classmethod
-  def at(cls, root: pathlib.Path) -> "TinyRun":
-    return cls(str(root / "run"), str(root / "baseline"), str(root / "tfds"))
-
-
-def once_per_session(tmp_path_factory, name: str, build) -> pathlib.Path:
-  """Runs `build(directory)` once per test session and returns `directory`.
-
-  Under xdist the workers share the session's base directory, and a lock makes one of them
-  build while the others wait for it.
-  """
-  base = tmp_path_factory.getbasetemp()
-  directory = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / name
-  directory.mkdir(exist_ok=True)
-  with open(directory / ".lock", "w") as lock:
-    fcntl.flock(lock, fcntl.LOCK_EX)
-    if not (directory / ".done").exists():
-      build(directory)
-      (directory / ".done").touch()
-  return directory
-
-
-def tiny_run(tmp_path_factory) -> TinyRun:
-  """The tiny run (module docstring), trained once per test session."""
-  return TinyRun.at(once_per_session(tmp_path_factory, "tiny_run",
-                                     lambda root: _train_tiny_run(TinyRun.at(root))))
-
-
-def _train_tiny_run(run: TinyRun) -> None:
-  config = smoke.get_config()
-  config.data_dir = run.data_dir
-  config.num_train_steps = config.checkpoint_every_steps = config.eval_every_steps = 2
-  module = models.create(config.model, **config.model_kwargs)
-  clip = np.zeros((1, module.num_input_frames, 32, 32, 3), np.float32)
-  init = jax.jit(functools.partial(module.init, train=False))
-  checkpoint.save_variables(run.baseline, init(jax.random.key(1), clip))
-  config.init_checkpoint = run.baseline
-  train.train_and_evaluate(config, run.workdir)
-
-
-def subprocess_env():
-  """Subprocess environment: CPU, quiet TensorFlow."""
-  return {**os.environ, "JAX_PLATFORMS": "cpu", "TF_CPP_MIN_LOG_LEVEL": "3"}
-
-
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-  return tiny_run(tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
-def evaluation(run, tmp_path_factory):
+def evaluation(tiny_run, tmp_path_factory):
   """`python evaluate.py` on the tiny run, its own config, every test clip, once per session.
 
   Returns `(report dict, the eval directory)`.
@@ -104,7 +40,7 @@ def evaluation(run, tmp_path_factory):
   def evaluate_run(workdir):
     result = subprocess.run(
         [sys.executable, os.path.join(REPO, "evaluate.py"), f"--workdir={workdir}",
-         f"--checkpoint={run.workdir}", f"--timing_size={TIMING[1]}x{TIMING[0]}"],
+         f"--checkpoint={tiny_run.workdir}", f"--timing_size={TIMING[1]}x{TIMING[0]}"],
         env=subprocess_env(), cwd=REPO, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     assert f"## {DATASET}, split test" in result.stdout  # The table is printed too.
@@ -117,17 +53,17 @@ def evaluation(run, tmp_path_factory):
     return json.load(f), directory
 
 
-def test_report_holds_the_scores_of_each_network_recomputed_here(run, evaluation):
+def test_report_holds_the_scores_of_each_network_recomputed_here(tiny_run, evaluation):
   report, _ = evaluation
-  restored = restore_checkpoint(run.workdir)
+  restored = checkpoint.restore_run(tiny_run.workdir)
   module = models.create("dvd", **restored.config.model_kwargs)
   apply = jax.jit(functools.partial(module.apply, train=False))
-  variables = {"finetuned": networks.run_variables(restored, "deblur", source="run"),
-               "baseline": checkpoint.load_variables(run.baseline)}
-  source = pipeline.data_source(DATASET, "test", run.data_dir)
+  variables = {"finetuned": restored.variables("deblur"),
+               "baseline": checkpoint.load_variables(tiny_run.baseline)}
+  source = pipeline.data_source(DATASET, "test", tiny_run.data_dir)
   (entry,) = report["datasets"]
   assert (entry["name"], entry["split"], entry["frames"]) == (DATASET, "test", len(source))
-  assert report["baseline"] == run.baseline and report["step"] == 2
+  assert report["baseline"] == tiny_run.baseline and report["step"] == 2
 
   for index in (0, 11):  # The first frame of a sequence (replicate-padded window) and another.
     example = source[index]
@@ -188,28 +124,28 @@ def test_grids_are_written_as_png_and_to_tensorboard(evaluation):
   assert sum(tag.startswith(f"{DATASET}:test/test_") for tag in tags) == 2  # The grid images.
 
 
-def test_a_baseline_of_another_model_is_a_clear_error(run, tmp_path):
-  config = restore_checkpoint(run.workdir).config
+def test_a_baseline_of_another_model_is_a_clear_error(tiny_run, tmp_path):
+  config = checkpoint.restore_run(tiny_run.workdir).config
   deblurgan = models.create("deblurgan", width=1 / 16)
   clip = np.zeros((1, 1, 32, 32, 3), np.float32)
   shapes = jax.eval_shape(functools.partial(deblurgan.init, train=False), jax.random.key(0), clip)
   config.init_checkpoint = checkpoint.save_variables(
       tmp_path / "deblurgan", jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), shapes))
-  with pytest.raises(networks.ModelMismatchError,
+  with pytest.raises(checkpoint.ModelMismatchError,
                      match=r"deblurgan does not hold a dvd\(frames=5, width=0.0625\) network"):
-    evaluate.evaluate(config, tmp_path, checkpoint=run.workdir, timing_size=None)
+    evaluate.evaluate(config, tmp_path, checkpoint_path=tiny_run.workdir, timing_size=None)
 
 
-def test_a_config_of_another_model_is_a_clear_error(run, tmp_path):
-  config = restore_checkpoint(run.workdir).config
+def test_a_config_of_another_model_is_a_clear_error(tiny_run, tmp_path):
+  config = checkpoint.restore_run(tiny_run.workdir).config
   config.model, config.model_kwargs = "deblurgan", {"width": 1 / 16}
-  with pytest.raises(networks.ModelMismatchError, match=r"does not hold a deblurgan\(width="):
-    evaluate.evaluate(config, tmp_path, checkpoint=run.workdir, timing_size=None)
+  with pytest.raises(checkpoint.ModelMismatchError, match=r"does not hold a deblurgan\(width="):
+    evaluate.evaluate(config, tmp_path, checkpoint_path=tiny_run.workdir, timing_size=None)
 
 
-def test_an_unprepared_data_set_says_how_to_prepare_it(run, tmp_path):
+def test_an_unprepared_data_set_says_how_to_prepare_it(tiny_run, tmp_path):
   with pytest.raises(validation.ConfigError, match="python -m reblur_jax.data.prepare gopro"):
-    evaluate.evaluate(None, tmp_path, checkpoint=run.workdir, datasets=["gopro/blur_t7:test"],
+    evaluate.evaluate(None, tmp_path, checkpoint_path=tiny_run.workdir, datasets=["gopro/blur_t7:test"],
                       data_dir=str(tmp_path), timing_size=None)
 
 

@@ -1,4 +1,4 @@
-"""notebooks/restore_and_deblur.ipynb runs top to bottom on the tiny run of test_evaluate.py."""
+"""notebooks/restore_and_deblur.ipynb runs top to bottom on the tiny run of conftest.py."""
 
 import os
 
@@ -6,22 +6,17 @@ import nbclient
 import nbformat
 import pytest
 
-import test_evaluate
+from conftest import REPO, subprocess_env
 
-NOTEBOOK = os.path.join(test_evaluate.REPO, "notebooks", "restore_and_deblur.ipynb")
-
-
-@pytest.fixture(scope="module")
-def run(tmp_path_factory):
-  return test_evaluate.tiny_run(tmp_path_factory)
+NOTEBOOK = os.path.join(REPO, "notebooks", "restore_and_deblur.ipynb")
 
 
-def test_notebook_restores_the_run_and_shows_deblurred_and_reblurred_frames(run, monkeypatch):
+def test_notebook_restores_the_run_and_shows_deblurred_and_reblurred_frames(tiny_run, monkeypatch):
   notebook = nbformat.read(NOTEBOOK, as_version=4)
   assert any(not cell.get("outputs") for cell in notebook.cells if cell.cell_type == "code")
-  for key, value in test_evaluate.subprocess_env().items():
+  for key, value in subprocess_env().items():
     monkeypatch.setenv(key, value)  # The kernel inherits this process's environment.
-  monkeypatch.setenv("REBLUR_CHECKPOINT", run.workdir)
+  monkeypatch.setenv("REBLUR_CHECKPOINT", tiny_run.workdir)
   # The kernel's inline backend draws the figure into the cell's output (agg would not).
   monkeypatch.delenv("MPLBACKEND", raising=False)
   nbclient.NotebookClient(notebook, timeout=300, kernel_name="python3",

@@ -13,7 +13,6 @@ import pytest
 
 from experiments import pretrained
 from reblur_jax import checkpoint
-from reblur_jax.evaluation import networks
 from reblur_jax.training import state as state_lib
 
 ROOT = os.path.join(os.path.dirname(__file__), "..", "pretrained")
@@ -38,7 +37,7 @@ def test_committed_files_match_the_command(name):
   assert entry["steps"] == config.num_train_steps
   module = state_lib.create_networks(config)["deblur" if config.task == "deblur" else "flow"]
   variables = checkpoint.load_variables(os.path.join(ROOT, name))
-  networks.check_variables(module, variables, source=name, model=name)
+  checkpoint.check_variables(module, variables, source=name, model=name)
   # The run started from the seed and initialisation the config gives today.
   np.testing.assert_allclose(pretrained.init_fingerprint(config), entry["init_fingerprint"],
                              rtol=1e-5)

@@ -16,15 +16,16 @@ import sys
 import numpy as np
 import pytest
 
+from conftest import subprocess_env
+
 pytestmark = pytest.mark.slow
 
 WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "training_step_worker.py")
 
 
 def _start(out_dir, cache_dir, *args, devices=None):
-  env = {**os.environ, "JAX_PLATFORMS": "cpu", "TF_CPP_MIN_LOG_LEVEL": "3",
-         # The processes share compiled programs (the networks' initialisers) through the cache.
-         "JAX_COMPILATION_CACHE_DIR": str(cache_dir)}
+  # The processes share compiled programs (the networks' initialisers) through the cache.
+  env = subprocess_env(JAX_COMPILATION_CACHE_DIR=str(cache_dir))
   env.pop("XLA_FLAGS", None)
   if devices:
     env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"

@@ -20,12 +20,11 @@ from tensorboard.backend.event_processing import event_accumulator
 
 from reblur_jax import checkpoint
 from reblur_jax.data import prepare
-from reblur_jax.training import checkpointing
-from reblur_jax.training import restore_checkpoint
+
+from conftest import REPO, subprocess_env
 
 pytestmark = pytest.mark.slow
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STEPS = 20
 CHECKPOINT_EVERY = 4
 
@@ -35,9 +34,8 @@ def environment(tmp_path_factory):
   """Subprocess environment (2 CPU devices, shared compilation cache) and a prepared data dir."""
   data_dir = tmp_path_factory.mktemp("tfds")
   prepare.prepare("synthetic_blur", config="tiny_t7", data_dir=str(data_dir))
-  env = {**os.environ, "JAX_PLATFORMS": "cpu", "TF_CPP_MIN_LOG_LEVEL": "3",
-         "XLA_FLAGS": "--xla_force_host_platform_device_count=2",
-         "JAX_COMPILATION_CACHE_DIR": str(tmp_path_factory.mktemp("jax_cache"))}
+  env = subprocess_env(XLA_FLAGS="--xla_force_host_platform_device_count=2",
+                       JAX_COMPILATION_CACHE_DIR=str(tmp_path_factory.mktemp("jax_cache")))
   return env, str(data_dir)
 
 
@@ -91,7 +89,7 @@ def _kill_when(process, ready, timeout=300):
 
 
 def _assert_same_final_state(workdir, reference):
-  resumed, reference = restore_checkpoint(workdir), restore_checkpoint(reference)
+  resumed, reference = checkpoint.restore_run(workdir), checkpoint.restore_run(reference)
   assert resumed.step == reference.step == STEPS
   jax.tree.map(np.testing.assert_array_equal, resumed.state, reference.state)
 
@@ -116,7 +114,7 @@ def test_killed_run_resumes_past_a_damaged_checkpoint_to_the_same_parameters(
   assert result.returncode == 0, result.stderr[-3000:]
   assert f"Checkpoint step {newest} in {workdir / 'checkpoints'} is damaged" in result.stderr
   assert f"Resumed from step {previous}" in result.stderr
-  kept = workdir / checkpointing.DAMAGED_DIR / str(newest)
+  kept = workdir / checkpoint.DAMAGED_DIR / str(newest)
   assert (kept / damaged.relative_to(workdir / "checkpoints" / str(newest))).is_file()
   _assert_same_final_state(workdir, uninterrupted)
 
@@ -158,12 +156,12 @@ def test_killed_anywhere_again_and_again_ends_with_the_same_parameters(
   # Interrupted saves left nothing that counts as a step (Orbax clears its temporaries).
   entries = sorted(p.name for p in (workdir / "checkpoints").iterdir())
   assert all(name.isdigit() for name in entries), entries
-  assert restore_checkpoint(workdir).step == STEPS
+  assert checkpoint.restore_run(workdir).step == STEPS
   _assert_same_final_state(workdir, uninterrupted)
 
 
 def test_checkpoint_written_on_two_devices_opens_as_numpy_here(uninterrupted):
-  restored = restore_checkpoint(uninterrupted)
+  restored = checkpoint.restore_run(uninterrupted)
   assert restored.config.num_train_steps == STEPS
   assert set(restored.state["params"]) == {"deblur", "flow"}
   leaves = jax.tree.leaves(restored.state)
@@ -174,7 +172,7 @@ def test_checkpoint_written_on_two_devices_opens_as_numpy_here(uninterrupted):
                {"params": restored.state["params"]["deblur"],
                 "batch_stats": restored.state["batch_stats"]["deblur"]})
   with pytest.raises(ValueError, match="not among the saved steps"):
-    restore_checkpoint(uninterrupted, step=STEPS + 1)
+    checkpoint.restore_run(uninterrupted, step=STEPS + 1)
 
 
 def test_run_writes_losses_learning_rate_progress_and_image_summaries(uninterrupted):
@@ -214,21 +212,21 @@ def test_restoring_skips_a_damaged_newest_step_and_never_deletes_it(uninterrupte
   workdir = tmp_path / "run"
   shutil.copytree(uninterrupted / "checkpoints", workdir / "checkpoints")
   steps = _steps(workdir)
-  intact = restore_checkpoint(workdir, step=steps[-2])
+  intact = checkpoint.restore_run(workdir, step=steps[-2])
   _garble(workdir / "checkpoints" / str(steps[-1]))
 
-  restored = restore_checkpoint(workdir)  # As evaluate.py and deblur open a run.
+  restored = checkpoint.restore_run(workdir)  # As evaluate.py and deblur open a run.
   assert restored.step == steps[-2]
   jax.tree.map(np.testing.assert_array_equal, restored.state, intact.state)
   assert f"Checkpoint step {steps[-1]} in {workdir / 'checkpoints'} is damaged" in caplog.text
   assert _steps(workdir) == steps
-  with pytest.raises(checkpointing.CheckpointError, match=f"checkpoint step {steps[-1]} in .* "
+  with pytest.raises(checkpoint.CheckpointError, match=f"checkpoint step {steps[-1]} in .* "
                      "does not read .*digest.*pass another --checkpoint step"):
-    restore_checkpoint(workdir, step=steps[-1])
+    checkpoint.restore_run(workdir, step=steps[-1])
   for step in steps[:-1]:
     _garble(workdir / "checkpoints" / str(step))
-  with pytest.raises(checkpointing.CheckpointError, match="no checkpoint in .* reads"):
-    restore_checkpoint(workdir)
+  with pytest.raises(checkpoint.CheckpointError, match="no checkpoint in .* reads"):
+    checkpoint.restore_run(workdir)
 
 
 # Disk full while step 8's checkpoint is written: its JSON items fail with ENOSPC.
@@ -256,5 +254,5 @@ def test_a_full_disk_while_checkpointing_is_an_error_that_keeps_the_last_checkpo
   assert message.startswith("error: no space left on device while checkpointing"), message
   assert f"the last complete one is step 4 in {tmp_path / 'checkpoints'}, intact" in message
   assert _steps(tmp_path) == [4]
-  restored = restore_checkpoint(tmp_path)  # Reads, and matches its saved digest.
+  restored = checkpoint.restore_run(tmp_path)  # Reads, and matches its saved digest.
   assert restored.step == 4

@@ -5,7 +5,6 @@ the commands' end-to-end form: `error: ...` as the last line, exit code 1, no tr
 work done (no workdir, no output frames).
 """
 
-import os
 import subprocess
 import sys
 
@@ -21,7 +20,8 @@ from reblur_jax.data import prepare
 from reblur_jax.evaluation import evaluate
 from reblur_jax.training import validation
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from conftest import REPO, subprocess_env
+
 TINY = "synthetic_blur/tiny_t7"
 
 
@@ -165,8 +165,7 @@ def test_evaluate_flag_errors(arguments, message):
 
 
 def _run(*command):
-  env = {**os.environ, "JAX_PLATFORMS": "cpu", "TF_CPP_MIN_LOG_LEVEL": "3"}
-  return subprocess.run([sys.executable, *command], env=env, cwd=REPO, capture_output=True,
+  return subprocess.run([sys.executable, *command], env=subprocess_env(), cwd=REPO, capture_output=True,
                         text=True, timeout=300)
 
 

@@ -3,29 +3,26 @@
 The paper's single-image / group fine-tuning (Sec. 4.3, Table 4): the self-supervised reblur loss
 `L_U` on clips of the video (the unlabeled set U), optionally mixed with labeled clips (`L_S`).
 It is the training run of the checkpoint's own config with other data: `train.create_run` builds
-the optimiser, the train state and the data-parallel step (losses, blur model, frozen BatchNorm
-and FlowNetS as configured), and the input pipeline cuts random crops from the video's clips.
+the optimiser, the train state (from the given variables) and the data-parallel step (losses,
+blur model, frozen BatchNorm and FlowNetS as configured), the input pipeline cuts random crops
+from the video's clips, and `train.loop` runs the steps.
 """
 
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from collections.abc import Sequence
 from typing import Any
 
 import jax
 import ml_collections
 import numpy as np
-import tqdm
 from absl import logging
 
 from reblur_jax import checkpoint
 from reblur_jax.data import pipeline
 from reblur_jax.training import sharding
 from reblur_jax.training import state as state_lib
-from reblur_jax.training import summaries
 from reblur_jax.training import train
 from reblur_jax.training import validation
 
@@ -105,35 +102,26 @@ def adapt(config: ml_collections.ConfigDict, variables: dict[str, PyTree],
   mesh = sharding.create_mesh()
   networks = state_lib.create_networks(config)
   sizes = validation.batch_sizes(config)
-  with tempfile.TemporaryDirectory() as directory:
-    # create_run starts from the configured init checkpoints (variables directories).
-    config = ml_collections.ConfigDict(config.to_dict())
-    config.init_checkpoint, config.flow_init_checkpoint = (
-        checkpoint.save_variables(os.path.join(directory, name), variables[name])
-        for name in ("deblur", "flow"))
-    run = train.create_run(config, networks, mesh,
-                           steps_per_epoch=math.ceil(len(clips) / sizes["unlabeled"]))
+  run = train.create_run(config, networks, mesh,
+                         steps_per_epoch=math.ceil(len(clips) / sizes["unlabeled"]),
+                         variables={name: variables[name] for name in networks})
   batches = pipeline.create_train_iterator(
       labeled=config.labeled_dataset if sizes["labeled"] else None,
       unlabeled=clips, labeled_batch_size=sizes["labeled"],
       unlabeled_batch_size=sizes["unlabeled"], crop_size=config.crop_size,
       clip_length=run.clip_length, seed=config.seed, data_dir=config.data_dir or None)
 
-  state, pending, history = run.state, summaries.StepMetrics(), []
-  with tqdm.tqdm(total=steps, desc="adapt", unit="step", dynamic_ncols=True) as bar:
-    for step in range(1, steps + 1):
-      state, metrics = run.train_step(state, sharding.global_batch(next(batches), mesh))
-      pending.add(step, metrics)
-      bar.update()
-      if step % log_every == 0 or step == steps:
-        bad = pending.fetch()
-        if bad is not None:
-          raise train.NonFiniteLossError(
-              f"The adaptation loss is {bad[1]} at step {bad[0]}; lower --adapt_learning_rate.")
-        history.append({"step": step, **pending.mean()})
-        bar.set_postfix(loss_reblur=f"{history[-1]['loss_reblur']:.4g}")
-        logging.info("Adaptation step %d: %s", step, history[-1])
-  adapted = {"params": state.params["deblur"]}
-  if "deblur" in state.batch_stats:
-    adapted["batch_stats"] = state.batch_stats["deblur"]
+  state, history = run.state, []
+  try:
+    for point in train.loop(run.train_step, run.state, batches, mesh, start=0, total=steps,
+                            pause=lambda step: step % log_every == 0, desc="adapt"):
+      state = point.state
+      history.append({"step": point.step, **point.metrics.mean()})
+      point.bar.set_postfix(loss_reblur=f"{history[-1]['loss_reblur']:.4g}")
+      logging.info("Adaptation step %d: %s", point.step, history[-1])
+  except train.NonFiniteLossError as e:
+    raise train.NonFiniteLossError(
+        f"The adaptation loss is {e.loss} at step {e.step}; lower --adapt_learning_rate.",
+        step=e.step, loss=e.loss) from None
+  adapted = checkpoint.network_variables(state.params, state.batch_stats, "deblur")
   return jax.device_get(adapted), history

@@ -29,6 +29,7 @@ import tqdm
 from absl import logging
 from PIL import Image
 
+from reblur_jax import checkpoint
 from reblur_jax import metrics
 from reblur_jax.data import pipeline
 from reblur_jax.evaluation import grids
@@ -75,7 +76,7 @@ def check_arguments(*, max_clips: int, tile: int | None, num_grids: int) -> None
 
 
 def evaluate(config: ml_collections.ConfigDict | None, workdir: str | os.PathLike, *,
-             checkpoint: str | None = None, datasets: Sequence[str] | None = None,
+             checkpoint_path: str | None = None, datasets: Sequence[str] | None = None,
              data_dir: str | None = None, max_clips: int = -1, tile: int | None = None,
              timing_size: tuple[int, int] | None = inference.PAPER_SIZE,
              num_grids: int = 2, grid_frames: Sequence[int] | None = None) -> dict:
@@ -85,7 +86,7 @@ def evaluate(config: ml_collections.ConfigDict | None, workdir: str | os.PathLik
     config: the run's settings: `model`, `model_kwargs`, `init_checkpoint` (the baseline; ""
       for none), `eval_dataset`, `eval_split`, `data_dir`. None: the checkpoint's own config.
     workdir: the training workdir; reports go to `<workdir>/eval`.
-    checkpoint: the checkpoint to score (a workdir or `<workdir>/checkpoints/<step>`); None:
+    checkpoint_path: the checkpoint to score (a workdir or `<workdir>/checkpoints/<step>`); None:
       the newest in `workdir`.
     datasets: data sets as "name[/config][:split]" (split default: `config.eval_split`); None:
       `config.eval_dataset` alone.
@@ -100,12 +101,12 @@ def evaluate(config: ml_collections.ConfigDict | None, workdir: str | os.PathLik
     FileNotFoundError: no checkpoint.
     validation.ConfigError: a bad argument, a data set that is not prepared, a baseline that is
       missing or of another model (checked before any network runs).
-    networks.ModelMismatchError: the checkpoint holds another model than the config describes.
+    checkpoint.ModelMismatchError: the checkpoint holds another model than the config describes.
   """
   check_arguments(max_clips=max_clips, tile=tile, num_grids=num_grids)
   workdir = os.path.abspath(os.fspath(workdir))
-  source = os.path.abspath(checkpoint) if checkpoint else workdir
-  run = networks.restore_run(source)
+  source = os.path.abspath(checkpoint_path) if checkpoint_path else workdir
+  run = checkpoint.restore_run(source)
   config = run.config if config is None else config
   validation.check_fields(config)
   validation.check_init_checkpoints(config, fields=("init_checkpoint",))
@@ -114,14 +115,14 @@ def evaluate(config: ml_collections.ConfigDict | None, workdir: str | os.PathLik
   for name, split in datasets:
     validation.check_dataset(name, split, data_dir, what="dataset")
   module = networks.create_deblur(config)
-  model = networks.describe(config.model, config.model_kwargs)
-  finetuned = networks.run_variables(run, "deblur", source=source)
-  networks.check_variables(module, finetuned, source=source, model=model)
+  model = checkpoint.describe(config.model, config.model_kwargs)
+  finetuned = run.variables("deblur")
+  checkpoint.check_variables(module, finetuned, source=source, model=model)
   baseline = config.get("init_checkpoint") or None
   fns = {"finetuned": networks.deblur_fn(module, finetuned)}
   if baseline:
     fns = {"baseline": networks.deblur_fn(
-        module, networks.load_variables(baseline, module, model=model)), **fns}
+        module, checkpoint.load_network(baseline, module=module, model=model)), **fns}
 
   directory = os.path.join(workdir, EVAL_DIR)
   os.makedirs(directory, exist_ok=True)

@@ -13,12 +13,14 @@ from __future__ import annotations
 import os
 import platform
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 
 import jax
 import numpy as np
+import tqdm
 from absl import logging
 
+from reblur_jax.evaluation import video
 from reblur_jax.evaluation.tiling import apply_tiled
 
 TILES = (1024, 512, 256, 128)  # Tile sides tried, largest first, when whole frames do not fit.
@@ -44,6 +46,20 @@ def restore(fn: DeblurFn, windows: np.ndarray, *, tile: int = 0) -> np.ndarray:
     `float32 [B, H, W, 3]` on the host, not clamped.
   """
   return np.asarray(_run(fn, windows, tile), np.float32)
+
+
+def deblur_frames(fn: DeblurFn, frames: Iterable[np.ndarray], window: int, *,
+                  tile: int | None = None) -> Iterator[np.ndarray]:
+  """Restores each `uint8 [H, W, 3]` frame of a stream from its `window`-frame clip (replicate-
+  padded, as `video.Clips`); yields `uint8` frames in order, holding `window` frames at a time."""
+  chosen = None
+  for clip in tqdm.tqdm(video.windows(frames, window), desc="deblur", unit="frame",
+                        dynamic_ncols=True):
+    windows = clip[None].astype(np.float32) / np.float32(255.0)
+    if chosen is None:
+      chosen = choose_tile(fn, windows.shape, tile=tile)
+    output = restore(fn, windows, tile=chosen)[0]
+    yield np.round(np.clip(output, 0.0, 1.0) * 255.0).astype(np.uint8)
 
 
 def choose_tile(fn: DeblurFn, window_shape: tuple[int, ...], *, tile: int | None = None) -> int:

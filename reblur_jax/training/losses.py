@@ -13,16 +13,55 @@ needs `T = n + 2` (one extra frame each side).
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 
 from reblur_jax import blur
 from reblur_jax import metrics
 
 PyTree = Any
+
+
+@dataclasses.dataclass(frozen=True)
+class LossSettings:
+  """What the jitted losses read of a run's config, fixed once per run (hashable, static).
+
+  Attributes:
+    alpha: weight of `L_U` in `L = L_S + alpha * L_U`.
+    train_mode: apply d in training mode (batch statistics, dropout).
+    frames: restored frames the blur model uses, 3 (t-1, t, t+1) or 2 (t, t+1).
+    tau: exposure fraction of each flow a blur segment spans (`blur.exposure_tau`).
+    blur_model: "conv" (the paper's kernel table) or "warp".
+    max_disp: flow range of the conv kernel table, pixels.
+    blur_samples: warps per segment of the warp model.
+    stop_flow_gradient: treat the flows as constants in `L_U` (config.flow_gradient == "stop").
+  """
+  alpha: float
+  train_mode: bool
+  frames: int
+  tau: float
+  blur_model: str
+  max_disp: int
+  blur_samples: int
+  stop_flow_gradient: bool
+
+  @classmethod
+  def from_config(cls, config: ml_collections.ConfigDict) -> LossSettings:
+    return cls(alpha=config.alpha, train_mode=config.train_mode, frames=config.frames,
+               tau=config.tau, blur_model=config.blur_model, max_disp=config.max_disp,
+               blur_samples=config.blur_samples,
+               stop_flow_gradient=config.flow_gradient == "stop")
+
+  def reblur_kwargs(self) -> dict[str, Any]:
+    """The blur-model arguments of `reblur_loss`."""
+    return dict(frames=self.frames, tau=self.tau, method=self.blur_model,
+                max_disp=self.max_disp, samples=self.blur_samples,
+                stop_flow_gradient=self.stop_flow_gradient)
 
 
 def mse(x: jax.Array, y: jax.Array) -> jax.Array:

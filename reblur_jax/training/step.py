@@ -3,7 +3,8 @@
 Each function sees its device's slice of the global batch (`"labeled"` and/or `"unlabeled"`
 groups of clips `[b, T, H, W, 3]`, see `reblur_jax.data.pipeline`) and the whole replicated train
 state, and averages what it returns over the `data` axis with `jax.lax.pmean`. They are run by
-`sharding.data_parallel` (shard_map under jit); `bind_*` fixes the static parts (networks, config).
+`sharding.data_parallel` (shard_map under jit); `train.create_run` fixes their static parts with
+`functools.partial`: the networks and the run's `losses.LossSettings`.
 
 Networks are a dict of flax modules keyed like the state's params: `"deblur"` (d) and `"flow"`
 (f, FlowNetS). Metrics are scalars named `loss`, `loss_supervised`, `loss_reblur`, `psnr`, ...
@@ -18,9 +19,9 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import ml_collections
 import optax
 
+from reblur_jax import checkpoint
 from reblur_jax import metrics as image_metrics
 from reblur_jax.models import flownet
 from reblur_jax.training import losses
@@ -33,13 +34,6 @@ LossFn = Callable[..., tuple[jax.Array, tuple[dict[str, jax.Array], PyTree]]]
 
 
 # ----------------------------------------------------------------------------- applying networks
-
-
-def _variables(params: PyTree, batch_stats: PyTree, name: str) -> dict[str, PyTree]:
-  variables = {"params": params[name]}
-  if name in batch_stats:
-    variables["batch_stats"] = batch_stats[name]
-  return variables
 
 
 def deblur(network: nn.Module, variables: PyTree, clips: jax.Array, *, train: bool,
@@ -70,7 +64,7 @@ def _middle(clips: jax.Array) -> jax.Array:
 
 
 def deblur_loss(params: PyTree, batch_stats: PyTree, batch: PyTree, rng: jax.Array, *,
-                networks: Networks, config: ml_collections.ConfigDict):
+                networks: Networks, settings: losses.LossSettings):
   """`L = L_S + alpha * L_U` on one device's labeled and unlabeled clips.
 
   One call of d restores the labeled middle frames and, for each unlabeled clip, the frames the
@@ -81,14 +75,14 @@ def deblur_loss(params: PyTree, batch_stats: PyTree, batch: PyTree, rng: jax.Arr
   """
   network = networks["deblur"]
   frames = network.num_input_frames
-  offsets = losses.reblur_offsets(config.frames)
+  offsets = losses.reblur_offsets(settings.frames)
   parts = []
   if "labeled" in batch:
     parts.append(losses.windows(batch["labeled"]["blurry"], frames, (0,)))
   if "unlabeled" in batch:
     parts.append(losses.windows(batch["unlabeled"]["blurry"], frames, offsets))
-  restored, new_stats = deblur(network, _variables(params, batch_stats, "deblur"),
-                               jnp.concatenate(parts), train=config.train_mode, rng=rng)
+  restored, new_stats = deblur(network, checkpoint.network_variables(params, batch_stats, "deblur"),
+                               jnp.concatenate(parts), train=settings.train_mode, rng=rng)
 
   metrics, loss = {}, 0.0
   if "labeled" in batch:
@@ -101,24 +95,24 @@ def deblur_loss(params: PyTree, batch_stats: PyTree, batch: PyTree, rng: jax.Arr
     blurry = _middle(batch["unlabeled"]["blurry"])
     per_offset = restored.reshape(len(offsets), *blurry.shape)
     metrics["loss_reblur"], reblurred = losses.reblur_loss(
-        per_offset, blurry, _flow_fn(networks, params), **_blur_kwargs(config))
+        per_offset, blurry, _flow_fn(networks, params), **settings.reblur_kwargs())
     metrics["psnr_reblur"] = losses.psnr(reblurred, blurry)
-    loss += config.alpha * metrics["loss_reblur"]
+    loss += settings.alpha * metrics["loss_reblur"]
   metrics["loss"] = loss
   batch_stats = {**batch_stats, "deblur": new_stats} if new_stats is not None else batch_stats
   return loss, (metrics, batch_stats)
 
 
 def flow_loss(params: PyTree, batch_stats: PyTree, batch: PyTree, rng: jax.Array, *,
-              networks: Networks, config: ml_collections.ConfigDict):
+              networks: Networks, settings: losses.LossSettings):
   """FlowNet's multi-scale EPE on the pairs (t+1, t) and (t-1, t) of labeled sharp clips.
 
   The clips must carry ground-truth `flow_next` / `flow_prev` `[b, T, H, W, 2]` (synthetic data).
   """
-  del rng, config
+  del rng, settings
   network = networks["flow"]
   first, second, target = _flow_pairs(batch["labeled"])
-  predictions = network.apply(_variables(params, batch_stats, "flow"), first, second,
+  predictions = network.apply(checkpoint.network_variables(params, batch_stats, "flow"), first, second,
                               multiscale=True)
   loss = losses.multiscale_epe(predictions, target, weights=flownet.MULTISCALE_WEIGHTS,
                                div_flow=flownet.DIV_FLOW)
@@ -134,12 +128,6 @@ def _flow_pairs(clips: PyTree) -> tuple[jax.Array, jax.Array, jax.Array]:
   second = jnp.concatenate([sharp[:, middle], sharp[:, middle]])
   target = jnp.concatenate([clips["flow_next"][:, middle], clips["flow_prev"][:, middle]])
   return first, second, target
-
-
-def _blur_kwargs(config: ml_collections.ConfigDict) -> dict[str, Any]:
-  return dict(frames=config.frames, tau=config.tau, method=config.blur_model,
-              max_disp=config.max_disp, samples=config.blur_samples,
-              stop_flow_gradient=config.flow_gradient == "stop")
 
 
 LOSSES: dict[str, LossFn] = {"deblur": deblur_loss, "flow": flow_loss}
@@ -179,7 +167,7 @@ def train_step(state: TrainState, batch: PyTree, *, loss_fn: LossFn,
 
 
 def deblur_eval(state: TrainState, batch: PyTree, *, networks: Networks,
-                config: ml_collections.ConfigDict, num_images: int):
+                settings: losses.LossSettings, num_images: int):
   """Scores d on one device's held-out labeled clips; returns `(metrics, images)`.
 
   Metrics (pmean'd): `psnr` / `ssim` of the restored middle frame clamped and rounded to 8 bits,
@@ -190,8 +178,8 @@ def deblur_eval(state: TrainState, batch: PyTree, *, networks: Networks,
   network = networks["deblur"]
   clips = batch["labeled"]
   blurry, sharp = _middle(clips["blurry"]), _middle(clips["sharp"])
-  offsets = losses.reblur_offsets(config.frames) if "flow" in networks else (0,)
-  restored, _ = deblur(network, _variables(state.params, state.batch_stats, "deblur"),
+  offsets = losses.reblur_offsets(settings.frames) if "flow" in networks else (0,)
+  restored, _ = deblur(network, checkpoint.network_variables(state.params, state.batch_stats, "deblur"),
                        losses.windows(clips["blurry"], network.num_input_frames, offsets),
                        train=False)
   restored = restored.reshape(len(offsets), *blurry.shape)
@@ -203,16 +191,16 @@ def deblur_eval(state: TrainState, batch: PyTree, *, networks: Networks,
   images = {"blurry": blurry, "deblurred": deblurred}
   if "flow" in networks:
     metrics["loss_reblur"], images["reblurred"] = losses.reblur_loss(
-        restored, blurry, _flow_fn(networks, state.params), **_blur_kwargs(config))
+        restored, blurry, _flow_fn(networks, state.params), **settings.reblur_kwargs())
     metrics["psnr_reblur"] = losses.psnr(images["reblurred"], blurry)
   images["sharp"] = sharp
   return jax.lax.pmean(metrics, DATA_AXIS), _first_images(images, num_images)
 
 
 def flow_eval(state: TrainState, batch: PyTree, *, networks: Networks,
-              config: ml_collections.ConfigDict, num_images: int):
+              settings: losses.LossSettings, num_images: int):
   """Endpoint error in pixels (`epe`) of FlowNetS at full resolution on held-out clips."""
-  del config, num_images
+  del settings, num_images
   first, second, target = _flow_pairs(batch["labeled"])
   flow = networks["flow"].apply({"params": state.params["flow"]}, first, second)
   return {"epe": jax.lax.pmean(losses.endpoint_error(flow, target), DATA_AXIS)}, {}

@@ -13,7 +13,7 @@ import math
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import jax
@@ -25,8 +25,8 @@ from absl import logging
 
 from reblur_jax import checkpoint
 from reblur_jax import disk
-from reblur_jax.training import checkpointing
 from reblur_jax.training import inputs
+from reblur_jax.training import losses
 from reblur_jax.training import optim
 from reblur_jax.training import sharding
 from reblur_jax.training import state as state_lib
@@ -39,7 +39,16 @@ VARIABLES_DIR = "variables"  # <workdir>/variables/<network>: the final networks
 
 
 class NonFiniteLossError(FloatingPointError):
-  """The training loss became NaN or inf; no checkpoint after the last good one was written."""
+  """The training loss became NaN or inf; no checkpoint after the last good one was written.
+
+  Attributes:
+    step: the first step whose loss is not finite.
+    loss: that loss.
+  """
+
+  def __init__(self, message: str, *, step: int, loss: float):
+    super().__init__(message)
+    self.step, self.loss = step, loss
 
 
 # ----------------------------------------------------------------------------- config checks
@@ -75,22 +84,28 @@ class Run:
 
 
 def create_run(config: ml_collections.ConfigDict, networks: dict, mesh: jax.sharding.Mesh, *,
-               steps_per_epoch: int) -> Run:
-  """Builds the optimiser, the initial state and the data-parallel steps of `networks`."""
+               steps_per_epoch: int, variables: dict[str, PyTree] | None = None) -> Run:
+  """Builds the optimiser, the initial state and the data-parallel steps of `networks`.
+
+  `variables` (`{name: {'params', 'batch_stats'?}}` per network) are the starting weights; None:
+  the config's init checkpoints, else random (`state.init_variables`).
+  """
   trainable = state_lib.trainable_networks(config, networks)
   schedule = optim.learning_rate_schedule(
       config.learning_rate, decay_epochs=config.lr_decay_epochs,
       decay_factor=config.lr_decay_factor, steps_per_epoch=steps_per_epoch)
   optimizer = optim.create_optimizer(schedule)
-  variables = state_lib.init_variables(networks, config)
+  if variables is None:
+    variables = state_lib.init_variables(networks, config)
   initial = state_lib.create_train_state(variables, trainable, optimizer,
                                          jax.random.PRNGKey(config.seed))
   initial = jax.device_put(initial, sharding.replicated(mesh))
 
-  loss_fn = functools.partial(step_lib.LOSSES[config.task], networks=networks, config=config)
+  settings = losses.LossSettings.from_config(config)
+  loss_fn = functools.partial(step_lib.LOSSES[config.task], networks=networks, settings=settings)
   train_step = functools.partial(step_lib.train_step, loss_fn=loss_fn, optimizer=optimizer,
                                  schedule=schedule, trainable=trainable)
-  eval_step = functools.partial(step_lib.EVALS[config.task], networks=networks, config=config,
+  eval_step = functools.partial(step_lib.EVALS[config.task], networks=networks, settings=settings,
                                 num_images=config.num_image_summaries)
   return Run(
       networks=networks, state=initial,
@@ -170,9 +185,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
                "(%d steps per epoch).", config.task, jax.device_count(), jax.process_count(),
                total_steps, validation.batch_sizes(config), steps_per_epoch)
 
-  manager = checkpointing.create_manager(workdir, max_to_keep=config.max_to_keep)
+  manager = checkpoint.create_manager(workdir, max_to_keep=config.max_to_keep)
   train_iter = data.train_iterator()
-  state = checkpointing.restore_latest(manager, abstract_state(run.state), train_iter)
+  state = checkpoint.restore_latest(manager, abstract_state(run.state), train_iter)
   if state is None:
     state = run.state
   start = int(jax.device_get(state.step))
@@ -188,33 +203,24 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   # that reuse this one's pieces (test-time adaptation, the deblur command) do not need.
   from clu import periodic_actions  # pylint: disable=g-import-not-at-top
   report = periodic_actions.ReportProgress(num_train_steps=total_steps, writer=writer)
-  pending = summaries.StepMetrics()
+  cadence = (config.log_every_steps, config.eval_every_steps, config.checkpoint_every_steps)
   try:
-    with tqdm.tqdm(total=total_steps, initial=start, desc="train", unit="step",
-                   disable=jax.process_index() != 0, dynamic_ncols=True) as bar:
-      for step in range(start + 1, total_steps + 1):
-        with jax.profiler.StepTraceAnnotation("train", step_num=step):
-          batch = sharding.global_batch(next(train_iter), mesh)
-          state, metrics = run.train_step(state, batch)
-        pending.add(step, metrics)
-        report(step)
-        bar.update()
-        last = step == total_steps
-        log, evaluate_now, save = (last or step % every == 0 for every in (
-            config.log_every_steps, config.eval_every_steps, config.checkpoint_every_steps))
-        if log or evaluate_now or save:
-          bad = pending.fetch()
-          if bad is not None:
-            raise _non_finite(*bad, manager)
-        if log:
-          writer.write_scalars(step, {f"train/{k}": v for k, v in pending.mean().items()})
-          bar.set_postfix(loss=f"{float(metrics['loss']):.4g}")
-        if evaluate_now:
-          with report.timed("eval"):
-            _write_eval(writer, step, *evaluate(run, state, data.eval_batches(), mesh))
-        if save:
-          with report.timed("checkpoint"):
-            checkpointing.save(manager, state, train_iter, config)
+    for point in loop(run.train_step, state, train_iter, mesh, start=start, total=total_steps,
+                      pause=lambda step: any(step % every == 0 for every in cadence),
+                      on_step=report):
+      state, step = point.state, point.step
+      log, evaluate_now, save = (point.last or step % every == 0 for every in cadence)
+      if log:
+        writer.write_scalars(step, {f"train/{k}": v for k, v in point.metrics.mean().items()})
+        point.bar.set_postfix(loss=f"{float(point.step_metrics['loss']):.4g}")
+      if evaluate_now:
+        with report.timed("eval"):
+          _write_eval(writer, step, *evaluate(run, state, data.eval_batches(), mesh))
+      if save:
+        with report.timed("checkpoint"):
+          checkpoint.save(manager, state, train_iter, config)
+  except NonFiniteLossError as e:
+    raise _non_finite(e.step, e.loss, manager) from None
   except Exception as e:
     if disk.is_disk_full(e):  # A failed async save surfaces at the next one.
       raise _disk_full(manager) from e
@@ -224,6 +230,63 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
     writer.flush()
   export_variables(state, os.path.join(workdir, VARIABLES_DIR))
   return state
+
+
+@dataclasses.dataclass(frozen=True)
+class LoopPoint:
+  """Where `loop` hands control back to its caller.
+
+  Attributes:
+    step: optimiser steps taken; `state` is the state after them.
+    state: the train state (device arrays).
+    last: whether this is the loop's last step.
+    metrics: the steps' metrics since the caller last took `metrics.mean()`, on the host and
+      finite.
+    step_metrics: this step's metrics (device arrays).
+    bar: the progress bar, e.g. for `bar.set_postfix`.
+  """
+  step: int
+  state: state_lib.TrainState
+  last: bool
+  metrics: summaries.StepMetrics
+  step_metrics: dict[str, jax.Array]
+  bar: tqdm.tqdm
+
+
+def loop(train_step: Callable, state: state_lib.TrainState, batches: Iterator[PyTree],
+         mesh: jax.sharding.Mesh, *, start: int, total: int, pause: Callable[[int], bool],
+         desc: str = "train", on_step: Callable[[int], Any] | None = None
+         ) -> Iterator[LoopPoint]:
+  """The optimiser steps `start + 1 .. total` of training or adaptation, as a generator.
+
+  Each step takes the next host batch of `batches`, runs `train_step` on the mesh and buffers its
+  metrics on the device. After the steps where `pause(step)` holds, and after the last, the
+  buffered metrics are read (a non-finite loss raises before anything else happens) and the
+  loop yields a `LoopPoint`: the caller logs, evaluates or saves there, and stops early by
+  leaving the `for`.
+
+  Raises:
+    NonFiniteLossError: a step's loss is NaN or inf (its `step` and `loss` say which).
+  """
+  pending = summaries.StepMetrics()
+  with tqdm.tqdm(total=total, initial=start, desc=desc, unit="step",
+                 disable=jax.process_index() != 0, dynamic_ncols=True) as bar:
+    for step in range(start + 1, total + 1):
+      with jax.profiler.StepTraceAnnotation(desc, step_num=step):
+        batch = sharding.global_batch(next(batches), mesh)
+        state, metrics = train_step(state, batch)
+      pending.add(step, metrics)
+      if on_step is not None:
+        on_step(step)
+      bar.update()
+      last = step == total
+      if last or pause(step):
+        bad = pending.fetch()
+        if bad is not None:
+          raise NonFiniteLossError(f"the loss is {bad[1]} at step {bad[0]}", step=bad[0],
+                                   loss=bad[1])
+        yield LoopPoint(step=step, state=state, last=last, metrics=pending,
+                        step_metrics=metrics, bar=bar)
 
 
 def _wait_for_saves(manager) -> None:
@@ -270,10 +333,8 @@ def _non_finite(step: int, loss: float, manager) -> NonFiniteLossError:
 
 def export_variables(state: state_lib.TrainState, directory: str) -> None:
   """Writes each network's `{'params', 'batch_stats'}` as `<directory>/<name>` (host arrays)."""
-  for name, params in state.params.items():
-    variables = {"params": params}
-    if name in state.batch_stats:
-      variables["batch_stats"] = state.batch_stats[name]
+  for name in state.params:
+    variables = checkpoint.network_variables(state.params, state.batch_stats, name)
     checkpoint.save_variables(os.path.join(directory, name), jax.device_get(variables),
                               overwrite=True)
 

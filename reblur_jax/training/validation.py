@@ -37,6 +37,10 @@ class ConfigError(ValueError):
   """A setting the user has to change; the message is the one-line `error:` of the commands."""
 
 
+class InitCheckpointMismatchError(ConfigError, checkpoint.ModelMismatchError):
+  """An init checkpoint holds another model or width than the config describes."""
+
+
 def fail(field: str, value: Any, expected: str, fix: str) -> ConfigError:
   """`config.<field>=<value>: expected <expected>; <fix>.` as a ConfigError."""
   return ConfigError(f"config.{field}={value!r}: expected {expected}; {fix}.")
@@ -197,22 +201,20 @@ def check_init_checkpoints(config: ml_collections.ConfigDict, *,
                            ) -> None:
   """Each set init checkpoint of `fields` is a variables directory holding the configured
   network (those of networks the config does not build are not looked at)."""
-  from reblur_jax.evaluation import networks  # Imports training.checkpointing, after us.
-
   wanted = {}
   if config.task == "deblur":
     wanted["init_checkpoint"] = (models.create(config.model, **config.model_kwargs),
-                                 networks.describe(config.model, config.model_kwargs), "deblur")
+                                 checkpoint.describe(config.model, config.model_kwargs), "deblur")
   if config.task == "flow" or config.unlabeled_fraction > 0:
     wanted["flow_init_checkpoint"] = (
         models.create("flownets", **config.flow_model_kwargs),
-        networks.describe("flownets", config.flow_model_kwargs), "flow")
+        checkpoint.describe("flownets", config.flow_model_kwargs), "flow")
   for field, (module, model, network) in wanted.items():
     value = config.get(field) if field in fields else None
     if not value:
       continue
     path = os.path.abspath(os.path.expanduser(value))
-    if networks.is_run(path):
+    if checkpoint.is_run(path):
       workdir = os.path.dirname(path) if os.path.basename(path).isdigit() else path
       raise fail(field, value, "a variables directory, not a training run",
                  f"pass --config.{field}={os.path.join(workdir, 'variables', network)} (the "
@@ -226,7 +228,10 @@ def check_init_checkpoints(config: ml_collections.ConfigDict, *,
     except (OSError, ValueError) as e:
       raise fail(field, value, "a readable variables directory", f"it does not open "
                  f"({str(e).splitlines()[0]}); write it again") from None
-    networks.check_variables(module, shapes, source=f"config.{field}: {path}", model=model)
+    try:
+      checkpoint.check_variables(module, shapes, source=f"config.{field}: {path}", model=model)
+    except checkpoint.ModelMismatchError as e:
+      raise InitCheckpointMismatchError(str(e)) from None
 
 
 # ----------------------------------------------------------------------------- all

@@ -16,6 +16,9 @@ def test_notebook_restores_the_run_and_shows_deblurred_and_reblurred_frames(tiny
   assert any(not cell.get("outputs") for cell in notebook.cells if cell.cell_type == "code")
   for key, value in subprocess_env().items():
     monkeypatch.setenv(key, value)  # The kernel inherits this process's environment.
+  # The kernel runs in notebooks/: this checkout's package, whatever is installed.
+  monkeypatch.setenv("PYTHONPATH",
+                     os.pathsep.join(filter(None, [REPO, os.environ.get("PYTHONPATH")])))
   monkeypatch.setenv("REBLUR_CHECKPOINT", tiny_run.workdir)
   # The kernel's inline backend draws the figure into the cell's output (agg would not).
   monkeypatch.delenv("MPLBACKEND", raising=False)

@@ -99,6 +99,11 @@ class Restored:
     self.flow_network, self.flow_variables = network, variables
 
   @property
+  def networks(self) -> list[str]:
+    """The networks restored, `['deblur']` or `['deblur', 'flow']`."""
+    return ["deblur"] + (["flow"] if self.flow_network is not None else [])
+
+  @property
   def window(self) -> int:
     """Frames the deblur network reads per restored frame."""
     return self.deblur_network.num_input_frames

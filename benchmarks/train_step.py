@@ -12,8 +12,6 @@ synchronised:
 Prints one row per setting; the batch must divide by the device count.
 """
 
-import os
-import sys
 import time
 
 import jax
@@ -21,13 +19,12 @@ import numpy as np
 from absl import app
 from absl import flags
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from configs import deblurgan_reblur  # noqa: E402
-from configs import dvd_reblur  # noqa: E402
-from reblur_jax.training import sharding  # noqa: E402
-from reblur_jax.training import state as state_lib  # noqa: E402
-from reblur_jax.training import train  # noqa: E402
-from reblur_jax.training import validation  # noqa: E402
+from configs import deblurgan_reblur
+from configs import dvd_reblur
+from reblur_jax.training import sharding
+from reblur_jax.training import state as state_lib
+from reblur_jax.training import train
+from reblur_jax.training import validation
 
 CONFIGS = {"dvd": dvd_reblur, "deblurgan": deblurgan_reblur}
 

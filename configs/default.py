@@ -6,6 +6,8 @@ Any field can be overridden on the command line, e.g. `--config.alpha=0.2`.
 
 import ml_collections
 
+from reblur_jax.training import variants
+
 # `--config=<file>.py:<variant>`: "" the paper's run on the embedded synthetic set; "cpu" the same
 # at laptop scale; "gopro" / "dvd" the paper's run on that real set (prepared by hand).
 VARIANTS = ("", "cpu", "gopro", "dvd")
@@ -40,21 +42,11 @@ def shrink_for_cpu(config: ml_collections.ConfigDict, *, width: float, steps: in
   `study` is 96-pixel video whose test split moves faster than its train split, so a network
   trained on S meets harder blur in U and evaluation, the gap the paper's fine-tuning closes.
   """
-  config.model_kwargs.width = width
-  config.flow_model_kwargs.width = width
   for group in ("labeled", "unlabeled", "eval"):
     config[f"{group}_dataset"] = config[f"{group}_dataset"].replace("/train", "/study")
-  config.crop_size = 64
-  config.batch_size = 8
-  config.num_train_steps = steps
-  # A CPU run is a few epochs: the paper's epoch boundaries would decay the rate within minutes,
-  # so the rate stays constant.
-  config.lr_decay_epochs = ()
-  config.log_every_steps = 10
-  config.eval_every_steps = steps // 2
-  config.checkpoint_every_steps = steps // 2
   config.num_eval_batches = -1
-  return config
+  return variants.short_run(config, steps=steps, width=width, crop_size=64, batch_size=8,
+                            log_every=10, eval_every=steps // 2, checkpoint_every=steps // 2)
 
 
 def use_real_data(config: ml_collections.ConfigDict, name: str) -> ml_collections.ConfigDict:

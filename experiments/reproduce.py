@@ -30,14 +30,13 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import matplotlib
-matplotlib.use("agg")  # Files only; no display needed.
-import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
 import ml_collections
 import numpy as np
 from absl import app
 from absl import flags
 from absl import logging
+# A Figure draws to files without pyplot, so no backend (global state) is chosen here.
+from matplotlib.figure import Figure
 from tensorboard.backend.event_processing import event_accumulator
 from tensorboard.util import tensor_util
 
@@ -55,6 +54,7 @@ from reblur_jax.evaluation import evaluate
 from reblur_jax.evaluation import inference
 from reblur_jax.evaluation import networks
 from reblur_jax.training import train
+from reblur_jax.training import variants
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,17 +109,12 @@ def _scaled(config: ml_collections.ConfigDict, scale: Scale, *, steps: int, unla
   for group in ("labeled", "unlabeled", "eval"):
     config[f"{group}_dataset"] = scale.dataset
   config.labeled_split, config.unlabeled_split, config.eval_split = "train", "test", "test"
-  config.model_kwargs.width = scale.width
-  config.flow_model_kwargs.width = scale.width
-  config.crop_size, config.batch_size = scale.crop_size, scale.batch_size
   config.unlabeled_fraction = 0.5 if unlabeled else 0.0
-  config.num_train_steps = steps
-  config.lr_decay_epochs = ()  # Runs this short would otherwise decay within minutes.
-  config.log_every_steps = max(1, steps // 20)
-  config.eval_every_steps = max(1, steps // curve_points)
-  config.checkpoint_every_steps = max(1, steps // 4)
   config.eval_batch_size, config.num_eval_batches = 8, -1
-  return config
+  return variants.short_run(
+      config, steps=steps, width=scale.width, crop_size=scale.crop_size,
+      batch_size=scale.batch_size, log_every=max(1, steps // 20),
+      eval_every=max(1, steps // curve_points), checkpoint_every=max(1, steps // 4))
 
 
 def flow_config(scale: Scale) -> ml_collections.ConfigDict:
@@ -231,11 +226,9 @@ def group_vs_single(scale: Scale, workdir: str) -> dict[str, Any]:
 
 def _score(module, variables, example) -> dict[str, float]:
   """PSNR / SSIM of the network's restored middle frame of a test clip, as evaluate.py scores."""
-  n = module.num_input_frames
-  clip = pipeline.augment_clip(example, np.random.default_rng(0), keys=("blurry", "sharp"),
-                               clip_length=n, flips=False)
-  restored = inference.restore(networks.deblur_fn(module, variables), clip["blurry"][None])
-  psnr, ssim = evaluate.scores(restored, clip["sharp"][n // 2])
+  windows, sharp = evaluate.centred_window(example, module.num_input_frames)
+  restored = inference.restore(networks.deblur_fn(module, variables), windows)
+  psnr, ssim = evaluate.scores(restored, sharp)
   return {"psnr": float(psnr[0]), "ssim": float(ssim[0])}
 
 
@@ -322,7 +315,8 @@ def run_study(scale_name: str, workdir: str, output: str) -> dict:
 
 def plot_curves(results: dict, path: str) -> str:
   """Test PSNR against fine-tuning steps: reblur, the alpha = 0 control, the baseline."""
-  figure, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+  figure = Figure(figsize=(10, 3.6))
+  axes = figure.subplots(1, 2)
   for axis, network in zip(axes, ("dvd", "deblurgan")):
     for run, label in ((f"{network}_reblur", "reblur (alpha 0.1)"),
                        (f"{network}_alpha0", "control (alpha 0)")):
@@ -338,7 +332,6 @@ def plot_curves(results: dict, path: str) -> str:
   axes[0].legend(fontsize=8)
   figure.tight_layout()
   figure.savefig(path, dpi=110)
-  plt.close(figure)
   return path
 
 

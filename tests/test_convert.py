@@ -6,6 +6,8 @@ The reference networks (tests/torch_reference.py) are rebuilt from the authors' 
 
 import pathlib
 import re
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -19,6 +21,7 @@ from reblur_jax.models import convert
 from reblur_jax.models import flownet
 
 import torch_reference
+from conftest import REPO, subprocess_env
 
 WIDTH = 0.125
 ATOL = 1e-4
@@ -230,8 +233,24 @@ def test_command_writes_an_init_checkpoint(name, tmp_path, deblurgan_ref, flowne
     np.savez(source, params=flat, running_mean=np.concatenate(means),
              running_var=np.concatenate(variances))
     expected = convert.dvd_variables(flat, means, variances, width=WIDTH)
-  convert.main([f"--model={name}", f"--input={source}", f"--output={tmp_path / 'ckpt'}",
-                f"--width={WIDTH}"])
+  convert.convert(name, str(source), str(tmp_path / "ckpt"), width=WIDTH)
   restored = checkpoint.load_variables(tmp_path / "ckpt")
   assert jax.tree.structure(restored) == jax.tree.structure(expected)
   jax.tree.map(np.testing.assert_array_equal, restored, expected)
+
+
+def test_the_command_converts_and_says_where(tmp_path, dvd_ref):
+  source = tmp_path / "weights.npz"
+  flat, means, variances = _dvd_release(dvd_ref)
+  np.savez(source, params=flat, running_mean=np.concatenate(means),
+           running_var=np.concatenate(variances))
+  command = [sys.executable, "-m", "reblur_jax.models.convert", "--model=dvd",
+             f"--input={source}", f"--output={tmp_path / 'ckpt'}", f"--width={WIDTH}"]
+  result = subprocess.run(command, env=subprocess_env(), cwd=REPO, capture_output=True,
+                          text=True, timeout=300)
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert result.stdout.strip() == f"wrote dvd variables to {tmp_path / 'ckpt'}"
+  again = subprocess.run(command, env=subprocess_env(), cwd=REPO, capture_output=True,
+                         text=True, timeout=300)
+  assert again.returncode != 0 and again.stderr.strip().splitlines()[-1].startswith(
+      f"error: {tmp_path / 'ckpt'} already exists"), again.stderr[-3000:]

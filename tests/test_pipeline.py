@@ -7,6 +7,7 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 import pytest
+from absl import flags
 
 from reblur_jax.data import pipeline
 from reblur_jax.data import prepare
@@ -216,6 +217,8 @@ def test_restored_iterator_continues_exactly(synthetic_dir, tmp_path):
 
 
 def test_worker_processes_give_the_same_batches_and_resume(synthetic_dir):
+  if not flags.FLAGS.is_parsed():  # Starting grain's workers reads an absl flag.
+    flags.FLAGS.mark_as_parsed()
   expected = list(itertools.islice(_synthetic_iterator(synthetic_dir, seed=2), 4))
   workers = _synthetic_iterator(synthetic_dir, seed=2, worker_count=1)
   _assert_same_batches(expected[:2], [next(workers), next(workers)])

@@ -30,7 +30,6 @@ import grain
 import jax
 import numpy as np
 import tensorflow_datasets as tfds
-from absl import flags
 
 FLOW_KEYS = ("flow_next", "flow_prev")
 METADATA_KEYS = ("sequence", "frame")
@@ -86,6 +85,8 @@ def create_train_dataset(
     num_threads: threads assembling batches in this process.
     prefetch_batches: batches prepared ahead (per worker when `worker_count > 0`).
     worker_count: worker processes (grain `mp_prefetch`); 0 prepares batches in-process.
+      Starting them reads an absl flag: run under `absl.app`, or call
+      `absl.flags.FLAGS.mark_as_parsed()` first (notebooks, tests).
 
   Returns:
     A grain `IterDataset`; iterating it gives the batches, its iterator has `get_state` and
@@ -122,10 +123,6 @@ def create_train_dataset(
       grain.ReadOptions(num_threads=num_threads, prefetch_buffer_size=prefetch_batches))
   if not worker_count:
     return dataset
-  if not flags.FLAGS.is_parsed():
-    # Starting grain's workers reads an absl flag; outside `absl.app` (notebooks, tests) the
-    # flags are unparsed, so take their defaults.
-    flags.FLAGS.mark_as_parsed()
   return dataset.mp_prefetch(grain.MultiprocessingOptions(
       num_workers=worker_count, per_worker_buffer_size=prefetch_batches))
 

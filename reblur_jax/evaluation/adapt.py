@@ -24,6 +24,7 @@ from reblur_jax.data import pipeline
 from reblur_jax.training import sharding
 from reblur_jax.training import state as state_lib
 from reblur_jax.training import train
+from reblur_jax.training import variants
 from reblur_jax.training import validation
 
 PyTree = Any
@@ -51,14 +52,11 @@ def adaptation_config(config: ml_collections.ConfigDict, *, steps: int, frame_si
     raise ValueError(f"adapt_steps must be >= 1 to adapt, got {steps}.")
   config = ml_collections.ConfigDict(config.to_dict())
   config.task = "deblur"
-  config.num_train_steps = steps
   config.learning_rate = learning_rate
-  config.batch_size = batch_size or config.batch_size
-  config.crop_size = min(config.crop_size, *frame_size)
-  # The paper's fine-tuning: BatchNorm statistics frozen, and a constant rate (an "epoch" of one
-  # video is a handful of steps, so the run's epoch boundaries would decay it at once).
+  # The paper's fine-tuning: BatchNorm statistics frozen, and a constant rate.
   config.train_mode = False
-  config.lr_decay_epochs = ()
+  variants.short_run(config, steps=steps, batch_size=batch_size or config.batch_size,
+                     crop_size=min(config.crop_size, *frame_size))
   if labeled_dataset:
     config.labeled_dataset = labeled_dataset
     config.data_dir = data_dir or config.data_dir

@@ -64,6 +64,14 @@ def parse_datasets(specs: Sequence[str], default_split: str) -> list[tuple[str, 
   return pairs
 
 
+def centred_window(example: dict, window: int) -> tuple[np.ndarray, np.ndarray]:
+  """A labeled clip's `window` frames centred on its middle frame, `float32 [1, n, H, W, 3]`,
+  and that frame's sharp version `[H, W, 3]`, both in [0, 1]: what each clip is scored on."""
+  clip = pipeline.augment_clip(example, np.random.default_rng(0), keys=("blurry", "sharp"),
+                               clip_length=window, flips=False)
+  return clip["blurry"][None], clip["sharp"][window // 2]
+
+
 def check_arguments(*, max_clips: int, tile: int | None, num_grids: int) -> None:
   """The command's numeric flags, before anything is read."""
   checks = [("--max_clips", max_clips, max_clips == -1 or max_clips >= 1,
@@ -176,9 +184,7 @@ def _evaluate_dataset(fns: dict, window: int, name: str, split: str, *, data_dir
       raise ValueError(f"{name} has no sharp frames to score against; evaluate on a labeled "
                        "set (synthetic_blur, gopro, dvd) and deblur unlabeled video with "
                        "`python -m reblur_jax.deblur`.")
-    clip = pipeline.augment_clip(example, np.random.default_rng(0), keys=("blurry", "sharp"),
-                                 clip_length=window, flips=False)
-    windows, sharp = clip["blurry"][None], clip["sharp"][window // 2]
+    windows, sharp = centred_window(example, window)
     if windows.shape not in tiles:
       tiles[windows.shape] = inference.choose_tile(fns["finetuned"], windows.shape, tile=tile)
     images = {"blurry": windows[0, window // 2]}

@@ -25,11 +25,12 @@ Command line (writes an Orbax checkpoint usable as `init_checkpoint`):
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Callable, Mapping, Sequence
 import re
 import sys
 
+from absl import app
+from absl import flags
 from flax import traverse_util
 import jax
 import jax.numpy as jnp
@@ -212,22 +213,38 @@ def convert_file(model: str, path: str, *, width: float = 1.0, bn_stats: str | N
   raise ValueError(f"unknown model {model!r}; expected one of {sorted(models.MODELS)}.")
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-  parser = argparse.ArgumentParser(
-      description=__doc__.split("\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter,
-      epilog="example:\n  python -m reblur_jax.models.convert --model=deblurgan "
-             "--input=latest_net_G.pth --output=ckpt/deblurgan")
-  parser.add_argument("--model", required=True, choices=sorted(models.MODELS))
-  parser.add_argument("--input", required=True, help="the released weights file")
-  parser.add_argument("--output", required=True, help="directory for the Orbax checkpoint")
-  parser.add_argument("--bn_stats", help="DVD only: bn_meanvar_epoch_400.t7")
-  parser.add_argument("--width", type=float, default=1.0, help="channel multiplier (1 = original)")
-  parser.add_argument("--overwrite", action="store_true")
-  args = parser.parse_args(argv)
-  variables = convert_file(args.model, args.input, width=args.width, bn_stats=args.bn_stats)
-  path = checkpoint.save_variables(args.output, variables, overwrite=args.overwrite)
+def convert(model: str, input_path: str, output: str, *, width: float = 1.0,
+            bn_stats: str | None = None, overwrite: bool = False) -> str:
+  """Converts the released weights at `input_path` into a variables directory at `output`
+  (`checkpoint.save_variables`); returns its absolute path."""
+  variables = convert_file(model, input_path, width=width, bn_stats=bn_stats)
+  return checkpoint.save_variables(output, variables, overwrite=overwrite)
+
+
+def _define_flags() -> None:
+  """Flags, defined only when run as a program (importing this module defines none)."""
+  flags.DEFINE_enum("model", None, sorted(models.MODELS), "Which network the weights are of.",
+                    required=True)
+  flags.DEFINE_string("input", None, "The released weights file.", required=True)
+  flags.DEFINE_string("output", None, "Directory for the Orbax checkpoint.", required=True)
+  flags.DEFINE_string("bn_stats", None, "DVD only: bn_meanvar_epoch_400.t7.")
+  flags.DEFINE_float("width", 1.0, "Channel multiplier (1 = the original).")
+  flags.DEFINE_bool("overwrite", False, "Replace an existing --output.")
+
+
+def main(argv: Sequence[str]) -> None:
+  if len(argv) > 1:
+    raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+  args = flags.FLAGS
+  try:
+    path = convert(args.model, args.input, args.output, width=args.width,
+                   bn_stats=args.bn_stats, overwrite=args.overwrite)
+  # The messages say what to fix: a missing file, weights of another network, an existing output.
+  except (FileNotFoundError, FileExistsError, ValueError) as e:
+    sys.exit(f"error: {e}")
   print(f"wrote {args.model} variables to {path}")
 
 
 if __name__ == "__main__":
-  main(sys.argv[1:])
+  _define_flags()
+  app.run(main)

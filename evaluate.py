@@ -61,18 +61,19 @@ def main(argv):
   console.quiet()
   # Imported once the flags are parsed, so that --help and flag errors answer at once.
   from reblur_jax import checkpoint  # pylint: disable=g-import-not-at-top
-  from reblur_jax.evaluation import evaluate  # pylint: disable=g-import-not-at-top
+  from reblur_jax.evaluation import scoring  # pylint: disable=g-import-not-at-top
 
   try:
-    result = evaluate.evaluate(
+    result = scoring.score_checkpoint(
         _CONFIG.value, _WORKDIR.value, checkpoint_path=_CHECKPOINT.value,
         datasets=_DATASETS.value, data_dir=_DATA_DIR.value, max_clips=_MAX_CLIPS.value,
-        tile=_TILE.value, timing_size=_size(_TIMING_SIZE.value) or None, num_grids=_NUM_GRIDS.value)
+        tile=_TILE.value, timing_size=_size(_TIMING_SIZE.value) or None,
+        num_grids=_NUM_GRIDS.value)
   # The message says what to fix (CheckpointError: no step of the run reads).
   except (FileNotFoundError, ValueError, MemoryError, checkpoint.CheckpointError) as e:
     raise SystemExit(f"error: {e}") from None
   print(report.to_markdown(result))
-  directory = os.path.join(os.path.abspath(_WORKDIR.value), evaluate.EVAL_DIR)
+  directory = os.path.join(os.path.abspath(_WORKDIR.value), scoring.EVAL_DIR)
   print(f"Report in {os.path.join(directory, 'report.md')} (and report.json, comparison grids "
         f"and TensorBoard summaries in {directory}).")
 

@@ -29,7 +29,7 @@ from absl import app
 from absl import flags
 
 from reblur_jax.data import synthetic
-from reblur_jax.evaluation import evaluate
+from reblur_jax.evaluation import scoring
 from reblur_jax.evaluation import networks
 
 
@@ -57,7 +57,7 @@ def load(path: str, max_side: int) -> np.ndarray:
 
 def score(frames: np.ndarray, sharp: np.ndarray) -> tuple[float, float]:
   """Mean PSNR / SSIM of `uint8` frames against `uint8` sharp frames."""
-  psnr, ssim = evaluate.scores(frames / np.float32(255), sharp / np.float32(255))
+  psnr, ssim = scoring.scores(frames / np.float32(255), sharp / np.float32(255))
   return float(np.mean(psnr)), float(np.mean(ssim))
 
 def main(argv: Sequence[str]) -> None:

@@ -50,7 +50,7 @@ from reblur_jax import checkpoint
 from reblur_jax.data import pipeline
 from reblur_jax.data import prepare
 from reblur_jax.evaluation import adapt
-from reblur_jax.evaluation import evaluate
+from reblur_jax.evaluation import scoring
 from reblur_jax.evaluation import inference
 from reblur_jax.evaluation import networks
 from reblur_jax.training import train
@@ -181,7 +181,7 @@ def finetune(name: str, scale: Scale, workdir: str) -> dict[str, Any]:
   """Fine-tunes, then scores baseline and result frame by frame on the test split."""
   run_dir = os.path.join(workdir, name)
   seconds = _train(finetune_config(name, scale, workdir), run_dir)
-  report = evaluate.evaluate(None, run_dir, timing_size=None, num_grids=0)
+  report = scoring.score_checkpoint(None, run_dir, timing_size=None, num_grids=0)
   entry, = report["datasets"]
   return {"mean": entry["mean"], "per_frame": entry["per_frame"], "seconds_per_step": seconds,
           "curve": _scalars(run_dir, "eval/psnr")}
@@ -226,9 +226,9 @@ def group_vs_single(scale: Scale, workdir: str) -> dict[str, Any]:
 
 def _score(module, variables, example) -> dict[str, float]:
   """PSNR / SSIM of the network's restored middle frame of a test clip, as evaluate.py scores."""
-  windows, sharp = evaluate.centred_window(example, module.num_input_frames)
+  windows, sharp = scoring.centred_window(example, module.num_input_frames)
   restored = inference.restore(networks.deblur_fn(module, variables), windows)
-  psnr, ssim = evaluate.scores(restored, sharp)
+  psnr, ssim = scoring.scores(restored, sharp)
   return {"psnr": float(psnr[0]), "ssim": float(ssim[0])}
 
 
@@ -237,8 +237,9 @@ def picture_extremes(name: str, result: dict, workdir: str, images_dir: str) -> 
   gains = [row["finetuned"]["psnr"] - row["baseline"]["psnr"] for row in result["per_frame"]]
   picked = {"best": int(np.argmax(gains)), "worst": int(np.argmin(gains))}
   run_dir = os.path.join(workdir, name)
-  evaluate.evaluate(None, run_dir, timing_size=None, grid_frames=sorted(set(picked.values())))
-  grid_dir = os.path.join(run_dir, evaluate.EVAL_DIR)
+  scoring.score_checkpoint(None, run_dir, timing_size=None,
+                           grid_frames=sorted(set(picked.values())))
+  grid_dir = os.path.join(run_dir, scoring.EVAL_DIR)
   paths = {}
   for label, index in picked.items():
     row = result["per_frame"][index]

@@ -20,7 +20,7 @@ from reblur_jax import checkpoint
 from reblur_jax import metrics
 from reblur_jax import models
 from reblur_jax.data import pipeline
-from reblur_jax.evaluation import evaluate
+from reblur_jax.evaluation import scoring
 from reblur_jax.evaluation import inference
 from reblur_jax.evaluation import networks
 from reblur_jax.training import validation
@@ -133,29 +133,29 @@ def test_a_baseline_of_another_model_is_a_clear_error(tiny_run, tmp_path):
       tmp_path / "deblurgan", jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), shapes))
   with pytest.raises(checkpoint.ModelMismatchError,
                      match=r"deblurgan does not hold a dvd\(frames=5, width=0.0625\) network"):
-    evaluate.evaluate(config, tmp_path, checkpoint_path=tiny_run.workdir, timing_size=None)
+    scoring.score_checkpoint(config, tmp_path, checkpoint_path=tiny_run.workdir, timing_size=None)
 
 
 def test_a_config_of_another_model_is_a_clear_error(tiny_run, tmp_path):
   config = checkpoint.restore_run(tiny_run.workdir).config
   config.model, config.model_kwargs = "deblurgan", {"width": 1 / 16}
   with pytest.raises(checkpoint.ModelMismatchError, match=r"does not hold a deblurgan\(width="):
-    evaluate.evaluate(config, tmp_path, checkpoint_path=tiny_run.workdir, timing_size=None)
+    scoring.score_checkpoint(config, tmp_path, checkpoint_path=tiny_run.workdir, timing_size=None)
 
 
 def test_an_unprepared_data_set_says_how_to_prepare_it(tiny_run, tmp_path):
   with pytest.raises(validation.ConfigError, match="python -m reblur_jax.data.prepare gopro"):
-    evaluate.evaluate(None, tmp_path, checkpoint_path=tiny_run.workdir, datasets=["gopro/blur_t7:test"],
+    scoring.score_checkpoint(None, tmp_path, checkpoint_path=tiny_run.workdir, datasets=["gopro/blur_t7:test"],
                       data_dir=str(tmp_path), timing_size=None)
 
 
 def test_no_checkpoint_is_a_clear_error(tmp_path):
   with pytest.raises(FileNotFoundError, match="No training checkpoint"):
-    evaluate.evaluate(None, tmp_path, timing_size=None)
+    scoring.score_checkpoint(None, tmp_path, timing_size=None)
 
 
 def test_dataset_specs_take_the_default_split():
-  assert evaluate.parse_datasets(["dvd/default_t7:test30", "gopro/blur"], "test") == [
+  assert scoring.parse_datasets(["dvd/default_t7:test30", "gopro/blur"], "test") == [
       ("dvd/default_t7", "test30"), ("gopro/blur", "test")]
 
 

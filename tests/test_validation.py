@@ -17,7 +17,7 @@ from reblur_jax import checkpoint
 from reblur_jax import deblur
 from reblur_jax import models
 from reblur_jax.data import prepare
-from reblur_jax.evaluation import evaluate
+from reblur_jax.evaluation import scoring
 from reblur_jax.training import validation
 
 from conftest import REPO, subprocess_env
@@ -161,7 +161,7 @@ def test_deblur_flag_errors(arguments, message, tmp_path):
 ])
 def test_evaluate_flag_errors(arguments, message):
   with pytest.raises(validation.ConfigError, match=message):
-    evaluate.check_arguments(**{"max_clips": -1, "tile": None, "num_grids": 2, **arguments})
+    scoring.check_arguments(**{"max_clips": -1, "tile": None, "num_grids": 2, **arguments})
 
 
 def _run(*command):

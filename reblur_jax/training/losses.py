@@ -176,6 +176,7 @@ def endpoint_error(flow: jax.Array, target: jax.Array) -> jax.Array:
   return jnp.mean(jnp.linalg.norm(flow - target, axis=-1))
 
 
-def psnr(x: jax.Array, y: jax.Array) -> jax.Array:
-  """Mean PSNR in dB of `[B, H, W, 3]` images, clamped to [0, 1] first (a scalar)."""
+def clipped_mean_psnr(x: jax.Array, y: jax.Array) -> jax.Array:
+  """Mean PSNR in dB of `[B, H, W, 3]` images, `x` clamped to [0, 1] first (a scalar; the
+  training metrics. `metrics.psnr` is the per-image PSNR, unclamped)."""
   return jnp.mean(metrics.psnr(jnp.clip(x, 0.0, 1.0), y))

@@ -36,7 +36,7 @@ LossFn = Callable[..., tuple[jax.Array, tuple[dict[str, jax.Array], PyTree]]]
 # ----------------------------------------------------------------------------- applying networks
 
 
-def deblur(network: nn.Module, variables: PyTree, clips: jax.Array, *, train: bool,
+def apply_deblur(network: nn.Module, variables: PyTree, clips: jax.Array, *, train: bool,
            rng: jax.Array | None = None) -> tuple[jax.Array, PyTree | None]:
   """Applies d to windows `[B, n, H, W, 3]`; returns `([B, H, W, 3], updated batch_stats)`.
 
@@ -81,22 +81,23 @@ def deblur_loss(params: PyTree, batch_stats: PyTree, batch: PyTree, rng: jax.Arr
     parts.append(losses.windows(batch["labeled"]["blurry"], frames, (0,)))
   if "unlabeled" in batch:
     parts.append(losses.windows(batch["unlabeled"]["blurry"], frames, offsets))
-  restored, new_stats = deblur(network, checkpoint.network_variables(params, batch_stats, "deblur"),
-                               jnp.concatenate(parts), train=settings.train_mode, rng=rng)
+  variables = checkpoint.network_variables(params, batch_stats, "deblur")
+  restored, new_stats = apply_deblur(network, variables, jnp.concatenate(parts),
+                                     train=settings.train_mode, rng=rng)
 
   metrics, loss = {}, 0.0
   if "labeled" in batch:
     sharp = _middle(batch["labeled"]["sharp"])
     labeled, restored = jnp.split(restored, [sharp.shape[0]])
     metrics["loss_supervised"] = losses.mse(labeled, sharp)
-    metrics["psnr"] = losses.psnr(labeled, sharp)
+    metrics["psnr"] = losses.clipped_mean_psnr(labeled, sharp)
     loss += metrics["loss_supervised"]
   if "unlabeled" in batch:
     blurry = _middle(batch["unlabeled"]["blurry"])
     per_offset = restored.reshape(len(offsets), *blurry.shape)
     metrics["loss_reblur"], reblurred = losses.reblur_loss(
         per_offset, blurry, _flow_fn(networks, params), **settings.reblur_kwargs())
-    metrics["psnr_reblur"] = losses.psnr(reblurred, blurry)
+    metrics["psnr_reblur"] = losses.clipped_mean_psnr(reblurred, blurry)
     loss += settings.alpha * metrics["loss_reblur"]
   metrics["loss"] = loss
   batch_stats = {**batch_stats, "deblur": new_stats} if new_stats is not None else batch_stats
@@ -179,9 +180,10 @@ def deblur_eval(state: TrainState, batch: PyTree, *, networks: Networks,
   clips = batch["labeled"]
   blurry, sharp = _middle(clips["blurry"]), _middle(clips["sharp"])
   offsets = losses.reblur_offsets(settings.frames) if "flow" in networks else (0,)
-  restored, _ = deblur(network, checkpoint.network_variables(state.params, state.batch_stats, "deblur"),
-                       losses.windows(clips["blurry"], network.num_input_frames, offsets),
-                       train=False)
+  variables = checkpoint.network_variables(state.params, state.batch_stats, "deblur")
+  restored, _ = apply_deblur(
+      network, variables, losses.windows(clips["blurry"], network.num_input_frames, offsets),
+      train=False)
   restored = restored.reshape(len(offsets), *blurry.shape)
   deblurred = restored[offsets.index(0)]
   saved = image_metrics.quantize(deblurred)
@@ -192,7 +194,7 @@ def deblur_eval(state: TrainState, batch: PyTree, *, networks: Networks,
   if "flow" in networks:
     metrics["loss_reblur"], images["reblurred"] = losses.reblur_loss(
         restored, blurry, _flow_fn(networks, state.params), **settings.reblur_kwargs())
-    metrics["psnr_reblur"] = losses.psnr(images["reblurred"], blurry)
+    metrics["psnr_reblur"] = losses.clipped_mean_psnr(images["reblurred"], blurry)
   images["sharp"] = sharp
   return jax.lax.pmean(metrics, DATA_AXIS), _first_images(images, num_images)
 

@@ -130,7 +130,7 @@ def abstract_state(state: PyTree) -> PyTree:
 # ----------------------------------------------------------------------------- evaluation
 
 
-def evaluate(run: Run, state: state_lib.TrainState, batches: Iterable[PyTree],
+def eval_metrics(run: Run, state: state_lib.TrainState, batches: Iterable[PyTree],
              mesh: jax.sharding.Mesh) -> tuple[dict[str, float], dict[str, np.ndarray]]:
   """Mean metrics over the eval batches, and the first batch's images (host arrays)."""
   totals, images, count = {}, None, 0
@@ -197,7 +197,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   writer = summaries.create_writer(workdir)
   if start == 0:
     writer.write_hparams(_flat_config(config))
-    _write_eval(writer, 0, *evaluate(run, state, data.eval_batches(), mesh))
+    _write_eval(writer, 0, *eval_metrics(run, state, data.eval_batches(), mesh))
 
   # Imported here: clu.periodic_actions imports TensorFlow (via its writers), which the modules
   # that reuse this one's pieces (test-time adaptation, the deblur command) do not need.
@@ -215,7 +215,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
         point.bar.set_postfix(loss=f"{float(point.step_metrics['loss']):.4g}")
       if evaluate_now:
         with report.timed("eval"):
-          _write_eval(writer, step, *evaluate(run, state, data.eval_batches(), mesh))
+          _write_eval(writer, step, *eval_metrics(run, state, data.eval_batches(), mesh))
       if save:
         with report.timed("checkpoint"):
           checkpoint.save(manager, state, train_iter, config)

@@ -1,6 +1,6 @@
 """Scoring a checkpoint on labeled sets at native resolution, against its baseline and the input.
 
-`evaluate(config, workdir)` restores a training checkpoint, and the variables it was fine-tuned
+`score_checkpoint(config, workdir)` (what `evaluate.py` runs) restores a training checkpoint, and the variables it was fine-tuned
 from (`config.init_checkpoint`, the "baseline"), restores every clip of the configured evaluation
 sets with both, and writes to `<workdir>/eval/`:
 
@@ -83,7 +83,7 @@ def check_arguments(*, max_clips: int, tile: int | None, num_grids: int) -> None
       raise validation.ConfigError(f"{flag}={value}: expected {expected}; pass a value in range.")
 
 
-def evaluate(config: ml_collections.ConfigDict | None, workdir: str | os.PathLike, *,
+def score_checkpoint(config: ml_collections.ConfigDict | None, workdir: str | os.PathLike, *,
              checkpoint_path: str | None = None, datasets: Sequence[str] | None = None,
              data_dir: str | None = None, max_clips: int = -1, tile: int | None = None,
              timing_size: tuple[int, int] | None = inference.PAPER_SIZE,

@@ -5,7 +5,8 @@ A blurry frame is modelled from the sharp frame `S` and the flows to its neighbo
     B(p) = 1/2 mean_{s in [0, 1]} S(p + s tau flow_next(p))
          + 1/2 mean_{s in [0, 1]} S(p + s tau flow_prev(p)),
 
-sampling `S` bilinearly with coordinates clamped to the image (conventions.md). Two discretisations:
+sampling `S` bilinearly with coordinates clamped to the image (docs/conventions.md). Two
+discretisations:
 
 * `conv`, the paper's: a table of line kernels on the (2R+1)^2 offset grid, one per integer flow,
   interpolated bilinearly in flow space (Eq. 9) and correlated with the image. Each table kernel
@@ -15,7 +16,7 @@ sampling `S` bilinearly with coordinates clamped to the image (conventions.md). 
   per-pixel kernel, without ever building it.
 * `warp`, the paper's ablation: `samples` bilinear warps per segment, averaged.
 
-Arrays follow conventions.md: images `float32 [H, W, C]` in [0, 1], flows `[H, W, 2]` in pixels
+Arrays follow docs/conventions.md: images `float32 [H, W, C]` in [0, 1], flows `[H, W, 2]` in pixels
 (channel 0 is x, channel 1 is y). `tau`, `method`, `max_disp` and `samples` are static.
 """
 import functools
@@ -229,7 +230,7 @@ def _sum_over(term, xs, like):
   """`sum_i term(xs[i])` for terms shaped like `like`, in float32.
 
   A scan whose terms are recomputed in the backward pass, so neither pass holds more than a few
-  `[H, W, C]` arrays: the whole point of the fast model (conventions.md).
+  `[H, W, C]` arrays: the whole point of the fast model (docs/conventions.md).
   """
   def step(total, x):
     return total + term(x), None
@@ -276,7 +277,7 @@ _SEGMENT = {"conv": _conv_segment, "warp": _warp_segment}
 
 def reblur(sharp, flow_prev, flow_next, *, tau: float = 1.0, method: str = "conv",
            max_disp: int = 16, samples: int = 8):
-  """Blurs a sharp frame along its flows to the neighbouring frames (conventions.md).
+  """Blurs a sharp frame along its flows to the neighbouring frames (docs/conventions.md).
 
   Args:
     sharp: `float [H, W, C]` sharp frame, in [0, 1] by convention.

@@ -19,7 +19,7 @@ def _moving_clip(rng, size=(24, 40), length=3):
   """A clip of a texture moving by a whole pixel per frame, with its exact flows.
 
   Frame k is `texture[y + k dy, x + k dx]`, so `I[k+1](p) = I[k](p + SHIFT)`: `flow_next = SHIFT`
-  and `flow_prev = -SHIFT` everywhere (conventions.md).
+  and `flow_prev = -SHIFT` everywhere (docs/conventions.md).
   """
   h, w = size
   dx, dy = SHIFT

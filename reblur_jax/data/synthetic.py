@@ -17,9 +17,9 @@ and the only departures from it are occlusion boundaries, soft object edges, the
 discrete, and 8-bit quantisation. Sub-frames beyond the first and last frames follow the same
 trajectories, so every frame is rendered the same way.
 
-Flow (conventions.md, "Which flow is which"): `flow_next[i](p)` is where frame `i` must be sampled
-to see what pixel `p` sees in frame `i + 1`, `I[i+1](p) = I[i](p + flow_next[i](p))`; it lives on
-frame `i + 1`'s grid, so at `p` it is the flow of the layer visible at `p` in frame `i + 1`
+Flow (docs/conventions.md, "Which flow is which"): `flow_next[i](p)` is where frame `i` must be
+sampled to see what pixel `p` sees in frame `i + 1`, `I[i+1](p) = I[i](p + flow_next[i](p))`; it
+lives on frame `i + 1`'s grid, so at `p` it is the flow of the layer visible at `p` in frame `i + 1`
 (what a flow network given (frame `i + 1`, frame `i`) estimates). `flow_prev` is the same with
 frame `i - 1`. `reblur(sharp[i], flow_prev[i], flow_next[i], tau=tau)` reproduces `blurry[i]`
 away from occlusion boundaries; `return_boundaries=True` marks where it cannot

@@ -1,7 +1,7 @@
 """Datasets of clips: every frame of a sequence with its neighbours, as one TFDS example.
 
 An example is the clip of `T = clip_length` consecutive frames centred on one frame of a sequence
-(conventions.md, "Datasets"): `blurry uint8 [T, H, W, 3]`, for labeled sets `sharp` too, for
+(docs/conventions.md, "Datasets"): `blurry uint8 [T, H, W, 3]`, for labeled sets `sharp` too, for
 synthetic sets `flow_next` / `flow_prev float32 [T, H, W, 2]` and `tau`, plus `sequence` (name) and
 `frame` (index of the middle frame in its sequence). Every frame is the middle of one clip; at the
 ends of a sequence the clip is padded by repeating the first / last frame (replicate padding), so

@@ -110,7 +110,7 @@ def test_a_video_is_deblurred_after_adapting_to_it(tiny_run, inputs, network, tm
     adapted.append(real_adapt(*args, **kwargs))
     return adapted[-1]
   monkeypatch.setattr(adapt, "adapt", spy)
-  step = os.path.join(tiny_run.workdir, "checkpoints", "2")  # One checkpoint rather than the workdir.
+  step = os.path.join(tiny_run.workdir, "checkpoints", "2")  # One checkpoint, not the workdir.
   paths = deblur.deblur_video(step, inputs["video"], str(tmp_path), adapt_steps=2,
                         adapt_batch_size=2, adapt_learning_rate=1e-2)
 
@@ -362,3 +362,26 @@ def test_a_full_disk_while_writing_frames_keeps_the_complete_ones(tmp_path, monk
   assert sorted(os.listdir(tmp_path)) == ["f0.png", "f1.png", "f2.png"]  # No partial file.
   for name, frame in frames[:3]:
     np.testing.assert_array_equal(iio.imread(tmp_path / f"{name}.png"), frame)
+
+
+def test_restore_deblurs_estimates_flows_and_reblurs_a_video(tiny_run, inputs, network):
+  module, restored, apply = network
+  run = networks.restore(tiny_run.workdir)
+  assert (run.step, run.networks) == (2, ["deblur", "flow"])
+  assert run.model == "dvd(frames=5, width=0.0625)"
+  frames = inputs["frames"]
+  _assert_frames_close(run.deblur(frames), _expected(network, frames))
+  flow_prev, flow_next = run.flows(frames)
+  assert flow_prev.shape == flow_next.shape == (*frames.shape[:3], 2)
+  flow = networks.create_flow(restored.config)
+  t = 2
+  direct = flow.apply(restored.variables("flow"), frames[t + 1][None] / np.float32(255),
+                      frames[t][None] / np.float32(255))
+  np.testing.assert_allclose(flow_next[t], direct[0], atol=1e-4)
+  # Zero motion blurs nothing: the reblurred frames are the restored ones, unrounded.
+  still = np.zeros_like(flow_prev)
+  reblurred = run.reblur(frames, flows=(still, still))
+  _assert_frames_close(np.round(np.clip(reblurred, 0, 1) * 255).astype(np.uint8),
+                       _expected(network, frames))
+  moving = run.reblur(frames)
+  assert moving.shape == frames.shape and np.abs(moving - reblurred).max() > 0

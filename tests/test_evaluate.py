@@ -145,8 +145,9 @@ def test_a_config_of_another_model_is_a_clear_error(tiny_run, tmp_path):
 
 def test_an_unprepared_data_set_says_how_to_prepare_it(tiny_run, tmp_path):
   with pytest.raises(validation.ConfigError, match="python -m reblur_jax.data.prepare gopro"):
-    scoring.score_checkpoint(None, tmp_path, checkpoint_path=tiny_run.workdir, datasets=["gopro/blur_t7:test"],
-                      data_dir=str(tmp_path), timing_size=None)
+    scoring.score_checkpoint(None, tmp_path, checkpoint_path=tiny_run.workdir,
+                             datasets=["gopro/blur_t7:test"], data_dir=str(tmp_path),
+                             timing_size=None)
 
 
 def test_no_checkpoint_is_a_clear_error(tmp_path):

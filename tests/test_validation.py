@@ -165,8 +165,8 @@ def test_evaluate_flag_errors(arguments, message):
 
 
 def _run(*command):
-  return subprocess.run([sys.executable, *command], env=subprocess_env(), cwd=REPO, capture_output=True,
-                        text=True, timeout=300)
+  return subprocess.run([sys.executable, *command], env=subprocess_env(), cwd=REPO,
+                        capture_output=True, text=True, timeout=300)
 
 
 def test_train_reports_a_config_error_as_one_line_before_any_work(tmp_path):

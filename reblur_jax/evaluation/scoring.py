@@ -1,8 +1,8 @@
 """Scoring a checkpoint on labeled sets at native resolution, against its baseline and the input.
 
-`score_checkpoint(config, workdir)` (what `evaluate.py` runs) restores a training checkpoint, and the variables it was fine-tuned
-from (`config.init_checkpoint`, the "baseline"), restores every clip of the configured evaluation
-sets with both, and writes to `<workdir>/eval/`:
+`score_checkpoint(config, workdir)` (what `evaluate.py` runs) restores a training checkpoint, and
+the variables it was fine-tuned from (`config.init_checkpoint`, the "baseline"), restores every
+clip of the configured evaluation sets with both, and writes to `<workdir>/eval/`:
 
 * `report.md` and `report.json` (`report.py`): PSNR / SSIM of the blurry input, the baseline and
   the fine-tuned network per data set and per sequence, and the time per frame at 1280x720;

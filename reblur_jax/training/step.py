@@ -113,8 +113,8 @@ def flow_loss(params: PyTree, batch_stats: PyTree, batch: PyTree, rng: jax.Array
   del rng, settings
   network = networks["flow"]
   first, second, target = _flow_pairs(batch["labeled"])
-  predictions = network.apply(checkpoint.network_variables(params, batch_stats, "flow"), first, second,
-                              multiscale=True)
+  variables = checkpoint.network_variables(params, batch_stats, "flow")
+  predictions = network.apply(variables, first, second, multiscale=True)
   loss = losses.multiscale_epe(predictions, target, weights=flownet.MULTISCALE_WEIGHTS,
                                div_flow=flownet.DIV_FLOW)
   # FlowNet's "real EPE": flow2 upsampled to full resolution, in pixels.

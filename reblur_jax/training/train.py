@@ -328,7 +328,7 @@ def _non_finite(step: int, loss: float, manager) -> NonFiniteLossError:
   return NonFiniteLossError(
       f"The training loss is {loss} at step {step}; stopped without saving that state. The last "
       f"good checkpoint is {where}. Rerunning the same command resumes from it and will likely "
-      "diverge again: lower config.learning_rate or check the input data.")
+      "diverge again: lower config.learning_rate or check the input data.", step=step, loss=loss)
 
 
 def export_variables(state: state_lib.TrainState, directory: str) -> None:

@@ -256,3 +256,36 @@ def test_stopped_flow_gradient_pulls_only_the_blurred_frame(stop):
   neighbours = float(jnp.abs(grads[0]).sum() + jnp.abs(grads[2]).sum())
   assert float(jnp.abs(grads[1]).sum()) > 0
   assert (neighbours == 0.0) == stop
+
+
+def _counting_step(step_losses, calls):
+  """A train step whose state is the step count and whose loss is `step_losses[state]`."""
+  def step(state, batch):
+    del batch
+    calls.append(state)
+    return state + 1, {"loss": jnp.asarray(step_losses[state])}
+  return step
+
+
+def test_the_loop_pauses_on_schedule_and_stops_when_its_caller_leaves():
+  mesh = sharding.create_mesh()
+  batches = iter(lambda: {"x": np.zeros((jax.device_count(), 1), np.float32)}, None)
+  calls, seen = [], []
+  step = _counting_step([1.0, 2.0, 3.0, 4.0, 5.0, 6.0], calls)
+  for point in train.loop(step, 0, batches, mesh, start=0, total=6, pause=lambda s: s % 2 == 0):
+    seen.append((point.step, point.state, point.last, point.metrics.mean()))
+    if point.step == 4:
+      break  # Early stopping: no step runs after the caller leaves.
+  assert seen == [(2, 2, False, {"loss": 1.5}), (4, 4, False, {"loss": 3.5})]
+  assert calls == [0, 1, 2, 3]
+
+
+def test_the_loop_names_the_first_non_finite_step():
+  mesh = sharding.create_mesh()
+  batches = iter(lambda: {"x": np.zeros((jax.device_count(), 1), np.float32)}, None)
+  step = _counting_step([1.0, float("nan"), 3.0, np.inf], [])
+  points = []
+  with pytest.raises(train.NonFiniteLossError) as error:
+    for point in train.loop(step, 0, batches, mesh, start=0, total=4, pause=lambda s: False):
+      points.append(point)
+  assert not points and error.value.step == 2 and np.isnan(error.value.loss)

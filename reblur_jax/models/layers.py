@@ -157,6 +157,7 @@ class ConvTranspose(nn.Module):
   padding: int
   output_padding: int = 0
   use_bias: bool = True
+  dtype: jnp.dtype | None = None  # Compute dtype, as `Conv`'s.
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
@@ -164,6 +165,8 @@ class ConvTranspose(nn.Module):
       raise ValueError(f"kernel ({self.kernel}) must be at least the stride ({self.stride}).")
     kernel = self.param("kernel", nn.initializers.lecun_normal(in_axis=-1, out_axis=-2),
                         (self.kernel, self.kernel, self.features, x.shape[-1]))
+    bias = self.param("bias", nn.initializers.zeros, (self.features,)) if self.use_bias else None
+    x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias, dtype=self.dtype)
     # The transposed convolution is a correlation of the zero-dilated input, padded by k-1-p,
     # with the flipped kernel; output phase r only meets the taps j = (k-1-p-r) mod s (mod s).
     flipped = jnp.swapaxes(kernel[::-1, ::-1], 2, 3)
@@ -173,9 +176,7 @@ class ConvTranspose(nn.Module):
     batch, q_h, _, q_w = phases.shape[:4]
     y = phases.reshape(batch, q_h * self.stride, q_w * self.stride, self.features)
     y = y[:, :self._out_size(x.shape[1]), :self._out_size(x.shape[2])]
-    if self.use_bias:
-      y = y + self.param("bias", nn.initializers.zeros, (self.features,))
-    return y
+    return y if bias is None else y + bias
 
   def _out_size(self, n: int) -> int:
     return (n - 1) * self.stride - 2 * self.padding + self.kernel + self.output_padding
@@ -197,9 +198,10 @@ class ConvTranspose(nn.Module):
 
 def conv_transpose(features: int, kernel: int, stride: int, padding: int, *,
                    output_padding: int = 0, use_bias: bool = True,
-                   name: str | None = None) -> ConvTranspose:
+                   dtype: jnp.dtype | None = None, name: str | None = None) -> ConvTranspose:
   """`torch.nn.ConvTranspose2d(in, features, kernel, stride, padding, output_padding)`."""
-  return ConvTranspose(features, kernel, stride, padding, output_padding, use_bias, name=name)
+  return ConvTranspose(features, kernel, stride, padding, output_padding, use_bias, dtype,
+                       name=name)
 
 
 def pad_to_multiple(x: jax.Array, multiple: int, mode: str) -> jax.Array:

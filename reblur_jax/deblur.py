@@ -157,18 +157,28 @@ def flow_variables(run, config: ml_collections.ConfigDict, flow_checkpoint: str 
 def deblur_frames(fn: inference.DeblurFn, frames: Iterable[np.ndarray], window: int, *,
                   tile: int | None = None) -> Iterator[np.ndarray]:
   """Restores each `uint8 [H, W, 3]` frame of a stream from its `window`-frame clip (replicate-
-  padded, as `video.Clips`); yields `uint8` frames in order, holding `window` frames at a time."""
+  padded, as `video.Clips`); yields `uint8` frames in order, holding `window` frames at a time.
+
+  Decoding runs ahead in a thread (`video.prefetch`) and frame i + 1 is dispatched before frame
+  i is fetched, so reading, the network and the consumer's encoding overlap.
+  """
   from reblur_jax.evaluation import inference  # pylint: disable=g-import-not-at-top
   from reblur_jax.evaluation import video  # pylint: disable=g-import-not-at-top
 
-  chosen = None
-  for clip in tqdm.tqdm(video.windows(frames, window), desc="deblur", unit="frame",
-                        dynamic_ncols=True):
+  to_uint8 = lambda output: np.round(
+      np.clip(np.asarray(output, np.float32)[0], 0.0, 1.0) * 255.0).astype(np.uint8)
+  chosen, pending = None, None
+  for clip in tqdm.tqdm(video.windows(video.prefetch(frames), window), desc="deblur",
+                        unit="frame", dynamic_ncols=True):
     windows = clip[None].astype(np.float32) / np.float32(255.0)
     if chosen is None:
       chosen = inference.choose_tile(fn, windows.shape, tile=tile)
-    output = inference.restore(fn, windows, tile=chosen)[0]
-    yield np.round(np.clip(output, 0.0, 1.0) * 255.0).astype(np.uint8)
+    running = inference.dispatch(fn, windows, tile=chosen)
+    if pending is not None:
+      yield to_uint8(pending)
+    pending = running
+  if pending is not None:
+    yield to_uint8(pending)
 
 
 def _define_flags() -> None:

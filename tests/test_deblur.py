@@ -312,6 +312,17 @@ def test_windows_of_a_stream_are_the_clips():
       np.testing.assert_array_equal(window, video.Clips(frames, size)[index]["blurry"])
 
 
+def test_prefetch_keeps_order_and_raises_where_the_error_was():
+  def items():
+    yield from range(5)
+    raise ValueError("frame 5 is corrupt")
+  got = []
+  with pytest.raises(ValueError, match="frame 5"):
+    for item in video.prefetch(items(), size=2):
+      got.append(item)
+  assert got == list(range(5))
+
+
 def _middle_frame(windows):
   return windows[:, windows.shape[1] // 2]
 

@@ -28,7 +28,9 @@ PAPER_SIZE = (720, 1280)  # (H, W) at which the paper reports run time (Table 2:
 DeblurFn = Callable[[np.ndarray], jax.Array]
 
 
-def _run(fn: DeblurFn, windows: np.ndarray, tile: int):
+def dispatch(fn: DeblurFn, windows: np.ndarray, *, tile: int = 0):
+  """`restore` without waiting: whole frames return a device array still being computed (JAX
+  dispatches asynchronously), so the caller's host work overlaps the network."""
   return apply_tiled(fn, windows, tile=tile, overlap=OVERLAP) if tile else fn(windows)
 
 
@@ -43,7 +45,7 @@ def restore(fn: DeblurFn, windows: np.ndarray, *, tile: int = 0) -> np.ndarray:
   Returns:
     `float32 [B, H, W, 3]` on the host, not clamped.
   """
-  return np.asarray(_run(fn, windows, tile), np.float32)
+  return np.asarray(dispatch(fn, windows, tile=tile), np.float32)
 
 
 def choose_tile(fn: DeblurFn, window_shape: tuple[int, ...], *, tile: int | None = None) -> int:
@@ -67,7 +69,7 @@ def choose_tile(fn: DeblurFn, window_shape: tuple[int, ...], *, tile: int | None
   side = max(window_shape[-3:-1])
   for candidate in (0,) + tuple(t for t in TILES if t < side):
     try:
-      jax.block_until_ready(_run(fn, zeros, candidate))
+      jax.block_until_ready(dispatch(fn, zeros, tile=candidate))
       return candidate
     except jax.errors.JaxRuntimeError as e:
       if "RESOURCE_EXHAUSTED" not in str(e):
@@ -93,7 +95,7 @@ def time_per_frame(fn: DeblurFn, num_frames: int, size: tuple[int, int] = PAPER_
   windows = windows if tile else jax.device_put(windows)
   start = time.perf_counter()
   for _ in range(repeats):
-    jax.block_until_ready(_run(fn, windows, tile))
+    jax.block_until_ready(dispatch(fn, windows, tile=tile))
   return (time.perf_counter() - start) / repeats, tile
 
 

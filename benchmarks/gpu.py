@@ -5,7 +5,8 @@ Measures, on the default backend (all local devices):
       DVD-Reblur and DeblurGAN-Reblur, conv and warp blur models, float32 and bfloat16 compute;
   (b) seconds per 1280x720 frame of the three networks (`inference.time_per_frame`, the time the
       evaluation report gives), float32 and bfloat16;
-  (c) the DVD-Reblur conv step's weak scaling over 1, 2, 4, ... local devices (10 clips each);
+  (c) the DVD-Reblur conv float32 step's weak scaling over 1, 2, 4, ... local devices (10 clips
+      each);
 and prints them beside the paper's numbers (Table 3: 2.15 / 0.56 s DVD conv / warp, 2.32 / 1.01 s
 DeblurGAN; Section 5: 0.84 s DVD-Reblur, 0.85 s DeblurGAN-Reblur per 720p frame).
 
@@ -62,9 +63,8 @@ SIZES = {"full": (1.0, 128, 10, 5, inference.PAPER_SIZE, 3),
 
 def step_rows(size: str) -> list[dict]:
   width, crop, batch, steps = SIZES[size][:4]
-  # --quick: every model, blur model and dtype once, not every combination (compiling dominates).
-  settings = ([("dvd", "conv", "float32"), ("deblurgan", "warp", "bfloat16")]
-              if size == "quick" else
+  # --quick: one step (compiling it dominates); the frames below cover the other networks.
+  settings = ([("dvd", "warp", "bfloat16")] if size == "quick" else
               [(m, b, d) for m in ("dvd", "deblurgan") for b in ("conv", "warp") for d in DTYPES])
   rows = []
   for model, blur_model, dtype in settings:
@@ -78,37 +78,40 @@ def step_rows(size: str) -> list[dict]:
 
 def frame_rows(size: str) -> list[dict]:
   width, frame, repeats = SIZES[size][0], SIZES[size][4], SIZES[size][5]
+  settings = ([("dvd", "float32"), ("deblurgan", "bfloat16"), ("flownets", "float32")]
+              if size == "quick" else
+              [(name, dtype) for name in ("dvd", "deblurgan", "flownets") for dtype in DTYPES])
   rows = []
-  for name in ("dvd", "deblurgan", "flownets"):
-    for dtype in DTYPES:
-      model = models.create(name, width=width, dtype=jnp.dtype(dtype))
-      frames = 2 if name == "flownets" else model.num_input_frames
-      small = jnp.zeros((1, frames, 64, 64, 3))
-      inputs = (small[:, 0], small[:, 1]) if name == "flownets" else (small,)
-      # Fully convolutional: parameters do not depend on the frame size.
-      variables = jax.jit(model.init)(jax.random.key(0), *inputs)
-      apply = jax.jit(model.apply)
-      fn = ((lambda w, apply=apply, v=variables: apply(v, w[:, 0], w[:, 1]))
-            if name == "flownets" else functools.partial(apply, variables))
-      seconds, _ = inference.time_per_frame(fn, frames, frame, repeats=repeats)
-      rows.append({"what": "frame", "network": name, "dtype": dtype, "size": list(frame),
-                   "seconds": seconds, "paper_s": PAPER_FRAME_S.get(name)})
+  for name, dtype in settings:
+    model = models.create(name, width=width, dtype=jnp.dtype(dtype))
+    frames = 2 if name == "flownets" else model.num_input_frames
+    small = jnp.zeros((1, frames, 64, 64, 3))
+    inputs = (small[:, 0], small[:, 1]) if name == "flownets" else (small,)
+    # Fully convolutional: parameters do not depend on the frame size.
+    variables = jax.jit(model.init)(jax.random.key(0), *inputs)
+    apply = jax.jit(model.apply)
+    fn = ((lambda w, apply=apply, v=variables: apply(v, w[:, 0], w[:, 1]))
+          if name == "flownets" else functools.partial(apply, variables))
+    seconds, _ = inference.time_per_frame(fn, frames, frame, repeats=repeats)
+    rows.append({"what": "frame", "network": name, "dtype": dtype, "size": list(frame),
+                 "seconds": seconds, "paper_s": PAPER_FRAME_S.get(name)})
   return rows
 
 
 def scaling_rows(size: str, steps: list[dict]) -> list[dict]:
-  """DVD-Reblur conv float32 on 1, 2, 4, ... devices, the per-device batch fixed."""
+  """The first step's setting on 1, 2, 4, ... devices, the per-device batch fixed."""
   width, crop, batch, n_steps = SIZES[size][:4]
+  first = steps[0]
   counts = sorted({min(2**k, jax.device_count())
                    for k in range(jax.device_count().bit_length() + 1)})
   rows = []
   for count in counts:
-    same = [r for r in steps if (r["network"], r["blur_model"], r["dtype"], r["devices"]) == (
-        "dvd", "conv", "float32", count)]
-    seconds = same[0]["seconds"] if same else train_step.benchmark(
-        "dvd", "conv", batch_size=batch * count, crop_size=crop, width=width, steps=n_steps,
+    seconds = first["seconds"] if count == first["devices"] else train_step.benchmark(
+        first["network"], first["blur_model"], batch_size=batch * count, crop_size=crop,
+        width=width, steps=n_steps, compute_dtype=first["dtype"],
         devices=jax.devices()[:count])["step_s"]
-    rows.append({"what": "scaling", "network": "dvd", "blur_model": "conv", "dtype": "float32",
+    rows.append({"what": "scaling", "network": first["network"],
+                 "blur_model": first["blur_model"], "dtype": first["dtype"],
                  "devices": count, "clips": batch * count, "seconds": seconds,
                  "examples_per_s": batch * count / seconds})
   return rows

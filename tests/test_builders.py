@@ -317,3 +317,9 @@ def test_synthetic_tiny_matches_the_generator(tmp_path):
   for key in ("flow_next", "flow_prev"):
     assert example[key].dtype == np.float32 and example[key].shape == (3, *video[key].shape[1:])
     np.testing.assert_allclose(example[key], video[key][:3], atol=1 / 512)
+  # `render` is how the builder renders, and what experiments re-render with other settings.
+  again = synthetic_blur.render(config, "test", seed)
+  np.testing.assert_array_equal(again["blurry"], video["blurry"])
+  linear = synthetic_blur.render(config, "test", seed, linear_light=True)
+  np.testing.assert_array_equal(linear["sharp"], video["sharp"])
+  assert not np.array_equal(linear["blurry"], video["blurry"])

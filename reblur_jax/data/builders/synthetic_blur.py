@@ -87,33 +87,51 @@ class SyntheticBlur(clips.ClipBuilder):
 
   def _split_generators(self, dl_manager):
     del dl_manager  # Nothing to download.
-    config = self.builder_config
-    seeds = {"train": range(config.train_sequences),
-             "test": range(TEST_SEED_OFFSET, TEST_SEED_OFFSET + config.test_sequences),
-             "validation": range(VALIDATION_SEED_OFFSET,
-                                 VALIDATION_SEED_OFFSET + config.validation_sequences)}
     return {split: self._generate_examples(split, self._sequences(split, split_seeds))
-            for split, split_seeds in seeds.items() if split_seeds}
+            for split, split_seeds in sequence_seeds(self.builder_config).items() if split_seeds}
 
   def _sequences(self, split: str, seeds: range) -> Iterator[clips.SequenceSource]:
     """Renders one sequence at a time, as the builder asks for it."""
-    # Imported here so that registering the builders (`import reblur_jax.data`) stays light.
-    from reblur_jax.data import synthetic
-    config = self.builder_config
     for seed in seeds:
-      video = synthetic.render_sequence(
-          seed, split=split, num_frames=config.num_frames, height=config.height,
-          width=config.width, exposure=config.exposure, linear_light=config.linear_light,
-          noise_std=config.noise_std, max_speed=config.speed(split))
+      video = render(self.builder_config, split, seed)
       sequence = [
           frames.Frame(i, {
               "blurry": frames.png_bytes(video["blurry"][i]),
               "sharp": frames.png_bytes(video["sharp"][i]),
               "flow_next": _round_flow(video["flow_next"][i]),
               "flow_prev": _round_flow(video["flow_prev"][i]),
-          }) for i in range(config.num_frames)
+          }) for i in range(len(video["blurry"]))
       ]
       yield clips.SequenceSource(f"{split}_{seed}", sequence, {"tau": np.float32(video["tau"])})
+
+
+def sequence_seeds(config: SyntheticConfig) -> dict[str, range]:
+  """The seeds of each split's sequences (empty ranges for splits the config has not)."""
+  return {"train": range(config.train_sequences),
+          "test": range(TEST_SEED_OFFSET, TEST_SEED_OFFSET + config.test_sequences),
+          "validation": range(VALIDATION_SEED_OFFSET,
+                              VALIDATION_SEED_OFFSET + config.validation_sequences)}
+
+
+def render(config: SyntheticConfig, split: str, seed: int, **overrides) -> dict:
+  """Sequence `seed` of `split` as the builder renders it (`synthetic.render_sequence`'s dict);
+  `overrides` replace its arguments, e.g. `linear_light=True` for the same scene and motion
+  averaged in linear light."""
+  # Imported here so that registering the builders (`import reblur_jax.data`) stays light.
+  from reblur_jax.data import synthetic
+  kwargs = dict(split=split, num_frames=config.num_frames, height=config.height,
+                width=config.width, exposure=config.exposure, linear_light=config.linear_light,
+                noise_std=config.noise_std, max_speed=config.speed(split))
+  return synthetic.render_sequence(seed, **{**kwargs, **overrides})
+
+
+def builder_config(name: str) -> SyntheticConfig:
+  """The `SyntheticConfig` called `name` (e.g. "study" or "study_t7": the same sequences)."""
+  for config in SyntheticBlur.BUILDER_CONFIGS:
+    if config.name == name:
+      return config
+  raise ValueError(f"no synthetic_blur config {name!r}; choose one of "
+                   f"{sorted(c.name for c in SyntheticBlur.BUILDER_CONFIGS)}.")
 
 
 def _round_flow(flow: np.ndarray) -> np.ndarray:

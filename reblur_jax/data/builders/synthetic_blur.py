@@ -40,6 +40,10 @@ class SyntheticConfig(clips.ClipConfig):
     test_max_speed: the test and validation splits' bound (None: `max_speed`); faster than
       training makes the test videos differ from the training ones as real footage does, a gap
       to close.
+    train_speed_scale: `(low, high)`: each training sequence's bound is `max_speed` times a
+      factor drawn from this range (per seed), so that training also sees mild blur and none.
+    train_linear_light_share: fraction of the training sequences averaged in linear light (the
+      others as `linear_light` says); real cameras integrate light linearly.
   """
 
   height: int = 64
@@ -53,6 +57,8 @@ class SyntheticConfig(clips.ClipConfig):
   noise_std: float = 0.0
   max_speed: float = 12.0
   test_max_speed: float | None = None
+  train_speed_scale: tuple[float, float] = (1.0, 1.0)
+  train_linear_light_share: float = 0.0
 
   def speed(self, split: str) -> float:
     return self.test_max_speed if split != "train" and self.test_max_speed else self.max_speed
@@ -75,6 +81,13 @@ class SyntheticBlur(clips.ClipBuilder):
           description="96x96, 48 + 6 validation + 6 test sequences of 16 frames, validation and "
           "test motion up to 18 pixels per frame against 12 in training: `make demo`, `make "
           "reproduce` (minutes to build)."),
+      SyntheticConfig(
+          name="study_mixed", height=96, width=96, num_frames=16, train_sequences=48,
+          test_sequences=6, validation_sequences=6, max_speed=12.0, test_max_speed=18.0,
+          train_speed_scale=(0.0, 1.0), train_linear_light_share=0.5,
+          description="`study` with broader training blur: each training sequence's speed bound "
+          "is 0-12 pixels per frame (mild blur and none too), half of them averaged in linear "
+          "light; validation and test are `study`'s, frame for frame."),
   ])
   FLOWS = True
   VERSION = tfds.core.Version("2.0.0")
@@ -119,9 +132,14 @@ def render(config: SyntheticConfig, split: str, seed: int, **overrides) -> dict:
   averaged in linear light."""
   # Imported here so that registering the builders (`import reblur_jax.data`) stays light.
   from reblur_jax.data import synthetic
+  linear_light, max_speed = config.linear_light, config.speed(split)
+  if split == "train":  # Per-seed draws, apart from the scene's own random stream.
+    rng = np.random.default_rng([seed, 7])
+    max_speed *= rng.uniform(*config.train_speed_scale)
+    linear_light = linear_light or rng.uniform() < config.train_linear_light_share
   kwargs = dict(split=split, num_frames=config.num_frames, height=config.height,
-                width=config.width, exposure=config.exposure, linear_light=config.linear_light,
-                noise_std=config.noise_std, max_speed=config.speed(split))
+                width=config.width, exposure=config.exposure, linear_light=linear_light,
+                noise_std=config.noise_std, max_speed=max_speed)
   return synthetic.render_sequence(seed, **{**kwargs, **overrides})
 
 

@@ -117,9 +117,11 @@ def test_a_video_is_deblurred_after_adapting_to_it(run, inputs, network, tmp_pat
   monkeypatch.setattr(adapt, "adapt", spy)
   step = os.path.join(run.workdir, "checkpoints", "2")  # One checkpoint rather than the workdir.
   paths = deblur.deblur(step, inputs["video"], str(tmp_path), adapt_steps=2,
-                        adapt_batch_size=2, adapt_learning_rate=1e-2)
+                        adapt_batch_size=2, adapt_learning_rate=1e-2, adapt_safe=False)
 
-  (variables, history), = adapted
+  (variables, history, decision, held_out), = adapted
+  assert decision.adapted and decision.kept_step == 2 and not held_out
+  assert paths["adaptation"] == ["Adaptation adapted: kept step 2 of 2 steps run (no safeguards)."]
   assert [h["step"] for h in history] == [1, 2]
   assert all(np.isfinite(h["loss_reblur"]) and "loss_supervised" not in h for h in history)
   before = networks.run_variables(restored, "deblur", source="run")

@@ -78,7 +78,8 @@ def run_video(run, module, variables, flow, blurry, sharp, args) -> dict:
   safeguards = safeguards_lib.Safeguards(
       holdout_every=args.holdout_every, max_held_out=args.max_held_out,
       eval_every=args.eval_every, patience=args.patience, margin=args.margin,
-      min_reblur_psnr=args.min_reblur_psnr, anchor=args.anchor)
+      min_reblur_psnr=args.min_reblur_psnr, anchor=args.anchor,
+      sharpness_tolerance=args.sharpness_tolerance)
   trajectory = []
 
   def score(measurement, measured):
@@ -132,7 +133,8 @@ def main(argv: Sequence[str]) -> None:
 
 FLAG_NAMES = ("checkpoint", "dataset", "split", "videos", "steps", "learning_rate", "batch_size",
               "flow_gradient", "holdout_every", "max_held_out", "eval_every", "patience",
-              "margin", "min_reblur_psnr", "anchor", "max_side", "max_frames", "average")
+              "margin", "min_reblur_psnr", "anchor", "sharpness_tolerance", "max_side",
+              "max_frames", "average")
 
 
 def _define_flags() -> None:
@@ -150,7 +152,8 @@ def _define_flags() -> None:
   flags.DEFINE_integer("steps", 200, "Adaptation steps at most.")
   flags.DEFINE_float("learning_rate", adapt.LEARNING_RATE, "Adam's rate.")
   flags.DEFINE_integer("batch_size", None, "Clips per step (default: the run's).")
-  flags.DEFINE_enum("flow_gradient", None, ["through", "stop"], "Default: the run's.")
+  flags.DEFINE_enum("flow_gradient", adapt.FLOW_GRADIENT, ["through", "stop"],
+                    "FlowNetS in the reblur loss.")
   flags.DEFINE_integer("holdout_every", defaults.holdout_every, "Safeguards.holdout_every.")
   flags.DEFINE_integer("max_held_out", defaults.max_held_out, "Safeguards.max_held_out.")
   flags.DEFINE_integer("eval_every", defaults.eval_every, "Safeguards.eval_every.")
@@ -158,6 +161,8 @@ def _define_flags() -> None:
   flags.DEFINE_float("margin", defaults.margin, "Safeguards.margin.")
   flags.DEFINE_float("min_reblur_psnr", defaults.min_reblur_psnr, "Safeguards.min_reblur_psnr.")
   flags.DEFINE_float("anchor", defaults.anchor, "Safeguards.anchor.")
+  flags.DEFINE_float("sharpness_tolerance", defaults.sharpness_tolerance,
+                     "Safeguards.sharpness_tolerance.")
   flags.DEFINE_string("trajectories", None, "JSON file for every measurement with its PSNR.")
 
 

@@ -59,7 +59,7 @@ def deblur(checkpoint: str, input_path: str, output: str, *, overwrite: bool = F
   Every input is checked before any network runs. `adapt_learning_rate` None is the paper's
   fine-tuning rate, `adapt.LEARNING_RATE`. `adapt_safe` adapts with `safeguards.Safeguards`,
   its defaults replaced by `adapt_safeguards` (`{field: value}`); False adapts to every frame for
-  all steps. `adapt_flow_gradient` None is the checkpoint config's. With `adapt_steps`, the
+  all steps. `adapt_flow_gradient` None is `adapt.FLOW_GRADIENT`. With `adapt_steps`, the
   result's `"adaptation"` is one line saying what the safeguards decided.
 
   Raises:
@@ -78,6 +78,7 @@ def deblur(checkpoint: str, input_path: str, output: str, *, overwrite: bool = F
 
   if adapt_learning_rate is None:
     adapt_learning_rate = adapt_lib.LEARNING_RATE
+  adapt_flow_gradient = adapt_flow_gradient or adapt_lib.FLOW_GRADIENT
   check_arguments(output=output, adapt_steps=adapt_steps, adapt_learning_rate=adapt_learning_rate,
                   adapt_batch_size=adapt_batch_size, tile=tile,
                   adapt_flow_gradient=adapt_flow_gradient)
@@ -214,8 +215,8 @@ def _define_flags() -> None:
                       "e.g. gopro/blur_t7.")
   flags.DEFINE_string("data_dir", None, "TFDS data directory of --labeled_dataset.")
   flags.DEFINE_string("adapt_flow_gradient", None, "FlowNetS in the reblur loss while "
-                      "adapting: 'through' or 'stop' (its flows treated as constants); default: "
-                      "the checkpoint config's flow_gradient.")
+                      "adapting: 'through' or 'stop' (its flows treated as constants; the "
+                      "default).")
   flags.DEFINE_bool("adapt_safe", True, "Adapt with the safeguards below (no ground truth "
                     "needed); --noadapt_safe adapts to every frame for all steps.")
   help_texts = {
@@ -229,7 +230,10 @@ def _define_flags() -> None:
                          "match the blurry ones below this PSNR (dB): the blur model does not "
                          "fit the video. 0: never.",
       "anchor": "After each step, move the parameters this fraction of the way back to the "
-                "starting ones (0: no anchoring)."}
+                "starting ones (0: no anchoring).",
+      "sharpness_tolerance": "A measurement counts only if the held-out restored frames are "
+                             "at most this fraction less sharp (mean absolute gradient) than the "
+                             "starting network's."}
   for field in dataclasses.fields(safeguards_lib.Safeguards):
     define = flags.DEFINE_integer if field.type == "int" else flags.DEFINE_float
     define(f"adapt_{field.name}", field.default, help_texts[field.name])

@@ -27,18 +27,27 @@ def test_every_kth_frame_is_held_out_at_most_max_count_evenly_spread():
 
 def test_the_tracker_keeps_the_best_step_and_stops_after_patience():
   tracker = safeguards.Tracker(patience=2)
-  assert [tracker.update(s, l) for s, l in [(0, 1.0), (10, 0.8), (20, 0.9)]] == [True, True,
-                                                                                  False]
+  assert [tracker.update(s, l, 1.0) for s, l in [(0, 1.0), (10, 0.8), (20, 0.9)]] == [
+      True, True, False]
   assert not tracker.stop
-  assert not tracker.update(30, 0.8)  # A tie is not better.
+  assert not tracker.update(30, 0.8, 1.0)  # A tie is not better.
   assert tracker.stop and (tracker.best_step, tracker.best_loss) == (10, 0.8)
   assert tracker.initial_loss == 1.0
+
+
+def test_a_blurrier_output_does_not_count_however_low_its_reblur_error():
+  tracker = safeguards.Tracker(patience=5, sharpness_tolerance=0.1)
+  assert [tracker.update(s, l, g) for s, l, g in [(0, 1.0, 1.0), (10, 0.5, 0.89),
+                                                  (20, 0.9, 0.91)]] == [True, False, True]
+  assert (tracker.best_step, tracker.blurrier) == (20, 1)
+  assert "1 of 2 measurements blurrier" in safeguards.decide(tracker, 20, 0.0,
+                                                             stopped=False).reason
 
 
 def test_decide_keeps_the_best_step_only_past_the_margin():
   tracker = safeguards.Tracker(patience=3)
   for step, loss in [(0, 1.0), (10, 0.95), (20, 0.97)]:
-    tracker.update(step, loss)
+    tracker.update(step, loss, 1.0)
   kept = safeguards.decide(tracker, 20, 0.04, stopped=False)
   assert (kept.adapted, kept.kept_step, kept.steps) == (True, 10, 20)
   assert kept.describe().startswith("adapted: kept step 10 of 20 steps run (ran all steps; ")
@@ -47,7 +56,7 @@ def test_decide_keeps_the_best_step_only_past_the_margin():
   assert "not more than --adapt_margin=0.06" in declined.describe()
   rising = safeguards.Tracker(patience=1)
   for step, loss in [(0, 1.0), (10, 1.2)]:
-    rising.update(step, loss)
+    rising.update(step, loss, 1.0)
   assert not safeguards.decide(rising, 10, 0.0, stopped=True).adapted
 
 
@@ -67,6 +76,7 @@ def test_decline_before_adapting_when_the_blur_model_does_not_fit():
     ("margin", float("nan"), r"--adapt_margin=nan: expected a relative drop"),
     ("min_reblur_psnr", -1.0, r"--adapt_min_reblur_psnr=-1.0: expected a PSNR in dB >= 0"),
     ("anchor", 1.0, r"--adapt_anchor=1.0: expected a fraction in \[0, 1\)"),
+    ("sharpness_tolerance", -0.1, r"--adapt_sharpness_tolerance=-0.1: expected a relative fall"),
 ])
 def test_bad_settings_name_their_flag(field, value, message):
   with pytest.raises(validation.ConfigError, match=message + r".*; pass a value in range\.$"):
@@ -104,7 +114,7 @@ def _equal(a, b) -> bool:
 
 def test_adapt_returns_the_weights_of_the_best_held_out_step(setup):
   result, measured = _adapt(setup, learning_rate=1e-2, steps=6, eval_every=1, patience=2,
-                            margin=0.0, min_reblur_psnr=0.0)
+                            margin=0.0, min_reblur_psnr=0.0, sharpness_tolerance=0.99)
   losses = [m["loss_reblur"] for m, _ in measured]
   assert [m for m, _ in measured] == result.held_out and measured[0][0]["step"] == 0
   best = int(np.argmin(losses))

@@ -39,7 +39,8 @@ from reblur_jax.training import validation
 PyTree = Any
 LEARNING_RATE = 1e-4  # The paper's fine-tuning rate.
 # Flows treated as constants while adapting: on the validation sequences 20 steps lowered PSNR
-# by 0.07 dB on average this way against 0.17 dB with gradients through FlowNetS.
+# by 0.07 dB on average this way against 0.17 dB with gradients through FlowNetS
+# (docs/adaptation.md).
 FLOW_GRADIENT = "stop"
 LABELED_FRACTION = 0.5  # Labeled share of a batch when labeled clips are mixed in, by default.
 

@@ -11,7 +11,7 @@ the video apart and reads the reblur error of the current network on them (`held
   the starting network's (mean absolute gradient, `sharpness_tolerance`): with flows as wrong as
   the motion is large, the reblur error is lowered most by blurrier output, and on the
   validation sequences held-out `L_U` fell 4-18% in 40 steps while PSNR and sharpness fell with
-  it (docs/results.md, "Safe test-time adaptation");
+  it (docs/adaptation.md);
 * declining (`decide`): the starting weights are returned unless the best held-out error is below
   the starting one by a relative `margin`, or at once, before any step, when the starting
   network's reblurred frames match the blurry ones at less than `min_reblur_psnr` dB (the blur

@@ -137,6 +137,16 @@ def test_a_video_is_deblurred_after_adapting_to_it(run, inputs, network, tmp_pat
   assert os.path.exists(paths["video"][0])
 
 
+def test_adapting_is_safe_by_default_and_says_what_it_decided(run, inputs, network, tmp_path):
+  paths = deblur.deblur(run.workdir, inputs["folder"], str(tmp_path), adapt_steps=2,
+                        adapt_batch_size=2)
+  line, = paths["adaptation"]
+  assert line.startswith(("Adaptation declined: kept the starting weights",
+                          "Adaptation adapted: kept step"))
+  if "declined" in line:  # The frames are then exactly the checkpoint's.
+    _assert_frames_close(_read_pngs(paths["frames"]), _expected(network, inputs["frames"]))
+
+
 def test_adaptation_settings(network):
   _, restored, _ = network
   config = adapt.adaptation_config(restored.config, steps=5, frame_size=(45, 61))

@@ -117,9 +117,11 @@ def test_a_video_is_deblurred_after_adapting_to_it(run, inputs, network, tmp_pat
   monkeypatch.setattr(adapt, "adapt", spy)
   step = os.path.join(run.workdir, "checkpoints", "2")  # One checkpoint rather than the workdir.
   paths = deblur.deblur(step, inputs["video"], str(tmp_path), adapt_steps=2,
-                        adapt_batch_size=2, adapt_learning_rate=1e-2)
+                        adapt_batch_size=2, adapt_learning_rate=1e-2, adapt_safe=False)
 
-  (variables, history), = adapted
+  (variables, history, decision, held_out), = adapted
+  assert decision.adapted and decision.kept_step == 2 and not held_out
+  assert paths["adaptation"] == ["Adaptation adapted: kept step 2 of 2 steps run (no safeguards)."]
   assert [h["step"] for h in history] == [1, 2]
   assert all(np.isfinite(h["loss_reblur"]) and "loss_supervised" not in h for h in history)
   before = networks.run_variables(restored, "deblur", source="run")
@@ -133,6 +135,16 @@ def test_a_video_is_deblurred_after_adapting_to_it(run, inputs, network, tmp_pat
   _assert_frames_close(frames, _expected(network, inputs["video_frames"], variables))
   assert np.abs(frames.astype(int) - _expected(network, inputs["video_frames"])).max() > 1
   assert os.path.exists(paths["video"][0])
+
+
+def test_adapting_is_safe_by_default_and_says_what_it_decided(run, inputs, network, tmp_path):
+  paths = deblur.deblur(run.workdir, inputs["folder"], str(tmp_path), adapt_steps=2,
+                        adapt_batch_size=2)
+  line, = paths["adaptation"]
+  assert line.startswith(("Adaptation declined: kept the starting weights",
+                          "Adaptation adapted: kept step"))
+  if "declined" in line:  # The frames are then exactly the checkpoint's.
+    _assert_frames_close(_read_pngs(paths["frames"]), _expected(network, inputs["frames"]))
 
 
 def test_adaptation_settings(network):

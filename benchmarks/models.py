@@ -11,11 +11,16 @@ frameworks are pinned to the same `--threads` CPUs. On a GPU backend only JAX is
 
   python benchmarks/models.py                          # everything, all CPUs
   python benchmarks/models.py --models=dvd --cases=train128 --threads=2
+  python benchmarks/models.py --json=/tmp/models.json   # also the rows as JSON
+
+`--json` writes a list of `{"network", "task", "jax_s", "torch_s", "jax_first_s", "threads",
+"width"}` (`torch_s` null without PyTorch).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import pathlib
 import statistics
@@ -31,6 +36,7 @@ def parse_args():
   parser.add_argument("--width", type=float, default=1.0, help="channel multiplier")
   parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
   parser.add_argument("--no-torch", dest="torch", action="store_false")
+  parser.add_argument("--json", type=pathlib.Path, help="also write the rows to this file")
   return parser.parse_args()
 
 
@@ -114,7 +120,8 @@ def bench(name: str, case: str, repeats: int, with_torch: bool) -> dict:
     grad_fn = jax.jit(jax.grad(loss))
     run_jax = lambda: jax.block_until_ready(grad_fn(variables["params"]))
   compile_and_run, jax_time = timed(run_jax, repeats)
-  row = {"model": name, "case": case, "jax": jax_time, "jax_first": compile_and_run}
+  row = {"network": name, "task": case, "jax_s": jax_time, "torch_s": None,
+         "jax_first_s": compile_and_run, "threads": ARGS.threads, "width": ARGS.width}
   if with_torch:
     torch_inputs = tuple(torch.from_numpy(np.moveaxis(np.asarray(x), -1, -3).copy())
                          for x in inputs)
@@ -127,7 +134,7 @@ def bench(name: str, case: str, repeats: int, with_torch: bool) -> dict:
         ref.zero_grad()
         torch_forward(name, ref, torch_inputs).mean().backward()
 
-    _, row["torch"] = timed(run_torch, repeats)
+    _, row["torch_s"] = timed(run_torch, repeats)
   return row
 
 
@@ -138,13 +145,17 @@ def main():
         f"{ARGS.threads} threads, width {ARGS.width}, median of {ARGS.repeats}")
   print("| model | case | JAX s | PyTorch s | JAX / PyTorch | JAX first call s |")
   print("|---|---|---|---|---|---|")
+  rows = []
   for case in ARGS.cases.split(","):
     for name in ARGS.models.split(","):
       row = bench(name, case, ARGS.repeats, with_torch)
-      torch_s = f"{row['torch']:.3f}" if with_torch else "-"
-      ratio = f"{row['jax'] / row['torch']:.2f}" if with_torch else "-"
-      print(f"| {name} | {case} | {row['jax']:.3f} | {torch_s} | {ratio} | "
-            f"{row['jax_first']:.1f} |", flush=True)
+      rows.append(row)
+      torch_s = f"{row['torch_s']:.3f}" if with_torch else "-"
+      ratio = f"{row['jax_s'] / row['torch_s']:.2f}" if with_torch else "-"
+      print(f"| {name} | {case} | {row['jax_s']:.3f} | {torch_s} | {ratio} | "
+            f"{row['jax_first_s']:.1f} |", flush=True)
+      if ARGS.json:  # After every row: a long run stopped early keeps what it measured.
+        ARGS.json.write_text(json.dumps(rows, indent=1) + "\n")
 
 
 if __name__ == "__main__":

@@ -93,6 +93,9 @@ def get_config() -> ml_collections.ConfigDict:
   # How L_U's gradient meets the flows: "through" FlowNetS into d (the paper), or "stop" (the
   # flows of the restored frames are constants; d is pulled only through the frame it blurs).
   config.flow_gradient = "through"
+  # Dtype the networks compute in: "float32", or "bfloat16" for mixed precision (the GPU/TPU
+  # convention: parameters, optimiser state, losses and checkpoints stay float32).
+  config.compute_dtype = "float32"
 
   # ---------------------------------------------------------------- loss
   config.alpha = 0.1  # Weight of the self-supervised term L_U (paper: 0.1).

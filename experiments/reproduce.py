@@ -217,8 +217,9 @@ def group_vs_single(scale: Scale, workdir: str) -> dict[str, Any]:
   def scores(variables, indices):
     return [_score(module, variables, test[i]) for i in indices]
 
-  group, _ = adapt.adapt(config, start, blurry_only)
-  single = [scores(adapt.adapt(config, start, [clip])[0], [i])[0]
+  # The paper's setting: every given clip, all steps, no safeguards.
+  group = adapt.adapt(config, start, blurry_only).variables
+  single = [scores(adapt.adapt(config, start, [clip]).variables, [i])[0]
             for clip, i in zip(blurry_only, chosen)]
   return {"frames": chosen, "baseline": scores(start["deblur"], chosen),
           "single": single, "group": scores(group, chosen)}

@@ -212,7 +212,8 @@ def findings(results: dict, balance: dict[str, dict[str, float]]) -> list[str]:
   lines.append(
       f"- Adapting to test frames with the reblur loss alone (Table 4's setting, no L_S) changed "
       f"their PSNR by {single - base:+.2f} dB (individual) and {group - base:+.2f} dB (group) "
-      "against the baseline.")
+      "against the baseline; `deblur --adapt_steps` adapts with safeguards instead "
+      "(docs/adaptation.md).")
   return lines
 
 

@@ -10,7 +10,11 @@ after the input frames, `000000.png`... for a video) and, for a video input,
 --adapt_steps=N first fine-tunes the network on this very video with the self-supervised reblur
 loss of training (the paper's fine-tuning on a group of test images, Table 4), then deblurs it; it needs a
 FlowNetS: the checkpoint's own if its run had one, else --flow_checkpoint. Labeled clips can be
-mixed in with --labeled_dataset. docs/evaluation.md has the details.
+mixed in with --labeled_dataset. Safeguards that need no ground truth are on by default
+(--adapt_safe): some frames are held out, the weights with the lowest reblur error on them are
+kept, and the starting weights are returned when adapting does not lower it by --adapt_margin or
+the blur model does not fit the video (--adapt_min_reblur_psnr); the last line printed says
+what they decided. docs/evaluation.md has the details.
 
   python -m reblur_jax.deblur --checkpoint=runs/dvd_reblur --input=shaky.mp4 --output=out/ \
       --adapt_steps=200
@@ -19,15 +23,18 @@ mixed in with --labeled_dataset. docs/evaluation.md has the details.
 from __future__ import annotations
 
 import collections
+import dataclasses
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from absl import app
 from absl import flags
 from absl import logging
 
 from reblur_jax import console
+from reblur_jax.evaluation import safeguards as safeguards_lib
 
 # The networks, JAX and the input pipeline are imported by the functions that use them, so that
 # the command answers --help and bad flags at once instead of after seconds of imports.
@@ -37,11 +44,16 @@ def deblur_video(checkpoint: str, input_path: str, output: str, *, overwrite: bo
                  adapt_steps: int = 0, adapt_learning_rate: float | None = None,
                  adapt_batch_size: int | None = None, flow_checkpoint: str | None = None,
                  labeled_dataset: str | None = None, data_dir: str | None = None,
-                 tile: int | None = None) -> dict[str, list[str]]:
+                 tile: int | None = None, adapt_safe: bool = True,
+                 adapt_safeguards: Mapping[str, Any] | None = None,
+                 adapt_flow_gradient: str | None = None) -> dict[str, list[str]]:
   """Deblurs the video at `input_path` into `output` (module docstring); returns what it wrote.
 
   Every input is checked before any network runs. `adapt_learning_rate` None is the paper's
-  fine-tuning rate, `adapt.LEARNING_RATE`.
+  fine-tuning rate, `adapt.LEARNING_RATE`. `adapt_safe` adapts with `safeguards.Safeguards`,
+  its defaults replaced by `adapt_safeguards` (`{field: value}`); False adapts to every frame for
+  all steps. `adapt_flow_gradient` None is `adapt.FLOW_GRADIENT`. With `adapt_steps`, the
+  result's `"adaptation"` is one line saying what the safeguards decided.
 
   Raises:
     FileNotFoundError: no input, no checkpoint, or (adapting) no flow network.
@@ -59,8 +71,13 @@ def deblur_video(checkpoint: str, input_path: str, output: str, *, overwrite: bo
 
   if adapt_learning_rate is None:
     adapt_learning_rate = adapt_lib.LEARNING_RATE
+  adapt_flow_gradient = adapt_flow_gradient or adapt_lib.FLOW_GRADIENT
   check_arguments(output=output, adapt_steps=adapt_steps, adapt_learning_rate=adapt_learning_rate,
-                  adapt_batch_size=adapt_batch_size, tile=tile)
+                  adapt_batch_size=adapt_batch_size, tile=tile,
+                  adapt_flow_gradient=adapt_flow_gradient)
+  safeguards = (safeguards_lib.Safeguards(**(adapt_safeguards or {})) if adapt_safe else None)
+  if safeguards is not None:
+    safeguards_lib.check(safeguards)
   restored = networks.restore(checkpoint)
   config = restored.config
   if adapt_steps and labeled_dataset:
@@ -83,10 +100,12 @@ def deblur_video(checkpoint: str, input_path: str, output: str, *, overwrite: bo
     config = adapt_lib.adaptation_config(
         restored.config, steps=adapt_steps, frame_size=clip.frames.shape[1:3],
         learning_rate=adapt_learning_rate, batch_size=adapt_batch_size,
-        labeled_dataset=labeled_dataset, data_dir=data_dir)
+        labeled_dataset=labeled_dataset, data_dir=data_dir, flow_gradient=adapt_flow_gradient)
     clips = video.Clips(clip.frames, adapt_lib.clip_length(config))
-    restored.deblur_variables, _ = adapt_lib.adapt(
-        config, {"deblur": restored.deblur_variables, "flow": restored.flow_variables}, clips)
+    adaptation = adapt_lib.adapt(
+        config, {"deblur": restored.deblur_variables, "flow": restored.flow_variables}, clips,
+        safeguards=safeguards)
+    restored.deblur_variables = adaptation.variables
   else:
     # A first pass decodes every frame, holding one at a time, so that a corrupt or odd-sized
     # frame stops the command before any network runs or any file is written.
@@ -94,17 +113,21 @@ def deblur_video(checkpoint: str, input_path: str, output: str, *, overwrite: bo
       pass
 
   logging.info("Deblurring %s with %s of %s, step %d%s.", input_path, restored.model, checkpoint,
-               restored.step, f", adapted for {adapt_steps} steps" if adapt_steps else "")
+               restored.step, f", {adaptation.decision.describe()}" if adapt_steps else "")
   # Frames stream from the input through the network to the files: memory holds a window.
   names = collections.deque()
   stream = (names.append(name) or frame for name, frame in video.frames(source))
-  return video.write(output, ((names.popleft(), frame)
-                              for frame in restored.deblur_stream(stream, tile=tile)),
-                     video_name=video_name, fps=source.fps)
+  written = video.write(output, ((names.popleft(), frame)
+                                 for frame in restored.deblur_stream(stream, tile=tile)),
+                        video_name=video_name, fps=source.fps)
+  if adapt_steps:
+    written["adaptation"] = [f"Adaptation {adaptation.decision.describe()}."]
+  return written
 
 
 def check_arguments(*, output: str, adapt_steps: int, adapt_learning_rate: float,
-                    adapt_batch_size: int | None, tile: int | None) -> None:
+                    adapt_batch_size: int | None, tile: int | None,
+                    adapt_flow_gradient: str | None = None) -> None:
   """The command's flags, before anything is read."""
   from reblur_jax.training import validation  # pylint: disable=g-import-not-at-top
   if os.path.exists(output) and not os.path.isdir(output):
@@ -114,7 +137,9 @@ def check_arguments(*, output: str, adapt_steps: int, adapt_learning_rate: float
             ("--adapt_learning_rate", adapt_learning_rate, adapt_learning_rate > 0, "a rate > 0"),
             ("--adapt_batch_size", adapt_batch_size, adapt_batch_size is None
              or adapt_batch_size >= 1, "a clip count >= 1"),
-            ("--tile", tile, tile is None or tile >= 0, "a tile side >= 0 (0: whole frames)")]
+            ("--tile", tile, tile is None or tile >= 0, "a tile side >= 0 (0: whole frames)"),
+            ("--adapt_flow_gradient", adapt_flow_gradient, adapt_flow_gradient in
+             (None, *validation.FLOW_GRADIENTS), f"one of {validation.FLOW_GRADIENTS}")]
   for flag, value, ok, expected in checks:
     if not ok:
       raise validation.ConfigError(f"{flag}={value}: expected {expected}; pass a value in range.")
@@ -139,6 +164,29 @@ def _define_flags() -> None:
   flags.DEFINE_string("labeled_dataset", None, "Prepared labeled set to mix into adaptation, "
                       "e.g. gopro/blur_t7.")
   flags.DEFINE_string("data_dir", None, "TFDS data directory of --labeled_dataset.")
+  flags.DEFINE_string("adapt_flow_gradient", None, "FlowNetS in the reblur loss while "
+                      "adapting: 'through' or 'stop' (its flows treated as constants; the "
+                      "default).")
+  flags.DEFINE_bool("adapt_safe", True, "Adapt with the safeguards below (no ground truth "
+                    "needed); --noadapt_safe adapts to every frame for all steps.")
+  help_texts = {
+      "holdout_every": "Every k-th frame is held out of adaptation and its reblur error measured.",
+      "max_held_out": "At most this many held-out frames, evenly spread.",
+      "eval_every": "Steps between measurements of the held-out reblur error.",
+      "patience": "Stop after this many measurements without a lower held-out reblur error.",
+      "margin": "Keep the adapted weights only if the held-out reblur error fell by more than "
+                "this fraction; else return the starting ones.",
+      "min_reblur_psnr": "Decline to adapt when the starting network's held-out reblurred frames "
+                         "match the blurry ones below this PSNR (dB): the blur model does not "
+                         "fit the video. 0: never.",
+      "anchor": "After each step, move the parameters this fraction of the way back to the "
+                "starting ones (0: no anchoring).",
+      "sharpness_tolerance": "A measurement counts only if the held-out restored frames are "
+                             "at most this fraction less sharp (mean absolute gradient) than the "
+                             "starting network's."}
+  for field in dataclasses.fields(safeguards_lib.Safeguards):
+    define = flags.DEFINE_integer if field.type == "int" else flags.DEFINE_float
+    define(f"adapt_{field.name}", field.default, help_texts[field.name])
   flags.DEFINE_integer("tile", None, "Tile side in pixels; 0: whole frames (default: whole "
                        "frames unless they do not fit in device memory).")
 
@@ -152,16 +200,22 @@ def main(argv: Sequence[str]) -> None:
 
   args = flags.FLAGS
   try:
-    paths = deblur_video(args.checkpoint, args.input, args.output, overwrite=args.overwrite,
-                   adapt_steps=args.adapt_steps, adapt_learning_rate=args.adapt_learning_rate,
-                   adapt_batch_size=args.adapt_batch_size, flow_checkpoint=args.flow_checkpoint,
-                   labeled_dataset=args.labeled_dataset, data_dir=args.data_dir, tile=args.tile)
+    paths = deblur_video(
+        args.checkpoint, args.input, args.output, overwrite=args.overwrite,
+        adapt_steps=args.adapt_steps, adapt_learning_rate=args.adapt_learning_rate,
+        adapt_batch_size=args.adapt_batch_size, flow_checkpoint=args.flow_checkpoint,
+        labeled_dataset=args.labeled_dataset, data_dir=args.data_dir, tile=args.tile,
+        adapt_safe=args.adapt_safe, adapt_flow_gradient=args.adapt_flow_gradient,
+        adapt_safeguards={field.name: args[f"adapt_{field.name}"].value
+                          for field in dataclasses.fields(safeguards_lib.Safeguards)})
   # The messages say what to fix: bad input, a diverged adaptation, frames too large to fit.
   except (FileNotFoundError, FileExistsError, ValueError, FloatingPointError, MemoryError,
           disk.DiskFullError, checkpoint.CheckpointError) as e:
     sys.exit(f"error: {e}")
   written = f"{len(paths['frames'])} frames" + (f" and {paths['video'][0]}" if "video" in paths
                                                  else "")
+  for line in paths.get("adaptation", []):
+    print(line)
   print(f"Wrote {written} to {os.path.abspath(args.output)}.")
 
 

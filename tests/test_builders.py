@@ -317,3 +317,26 @@ def test_synthetic_tiny_matches_the_generator(tmp_path):
   for key in ("flow_next", "flow_prev"):
     assert example[key].dtype == np.float32 and example[key].shape == (3, *video[key].shape[1:])
     np.testing.assert_allclose(example[key], video[key][:3], atol=1 / 512)
+  # `render` is how the builder renders, and what experiments re-render with other settings.
+  again = synthetic_blur.render(config, "test", seed)
+  np.testing.assert_array_equal(again["blurry"], video["blurry"])
+  linear = synthetic_blur.render(config, "test", seed, linear_light=True)
+  np.testing.assert_array_equal(linear["sharp"], video["sharp"])
+  assert not np.array_equal(linear["blurry"], video["blurry"])
+
+
+def test_broader_training_blur_changes_only_the_training_split():
+  plain = synthetic_blur.SyntheticConfig(name="p", height=32, width=32, num_frames=3,
+                                         max_speed=10.0)
+  broad = synthetic_blur.SyntheticConfig(name="b", height=32, width=32, num_frames=3,
+                                         max_speed=10.0, train_speed_scale=(0.0, 0.05),
+                                         train_linear_light_share=1.0)
+  seed = synthetic_blur.TEST_SEED_OFFSET
+  np.testing.assert_array_equal(synthetic_blur.render(broad, "test", seed)["blurry"],
+                                synthetic_blur.render(plain, "test", seed)["blurry"])
+  slow, fast = synthetic_blur.render(broad, "train", 0), synthetic_blur.render(plain, "train", 0)
+  speed = lambda video: np.abs(video["flow_next"]).max()  # noqa: E731
+  assert speed(slow) < 0.1 * speed(fast)
+  linear = synthetic_blur.render(broad, "train", 0, linear_light=False)
+  assert not np.array_equal(slow["blurry"], linear["blurry"])  # Averaged in linear light.
+  assert synthetic_blur.builder_config("study_mixed").train_linear_light_share == 0.5

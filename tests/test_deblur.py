@@ -112,9 +112,11 @@ def test_a_video_is_deblurred_after_adapting_to_it(tiny_run, inputs, network, tm
   monkeypatch.setattr(adapt, "adapt", spy)
   step = os.path.join(tiny_run.workdir, "checkpoints", "2")  # One checkpoint, not the workdir.
   paths = deblur.deblur_video(step, inputs["video"], str(tmp_path), adapt_steps=2,
-                        adapt_batch_size=2, adapt_learning_rate=1e-2)
+                              adapt_batch_size=2, adapt_learning_rate=1e-2, adapt_safe=False)
 
-  (variables, history), = adapted
+  (variables, history, decision, held_out), = adapted
+  assert decision.adapted and decision.kept_step == 2 and not held_out
+  assert paths["adaptation"] == ["Adaptation adapted: kept step 2 of 2 steps run (no safeguards)."]
   assert [h["step"] for h in history] == [1, 2]
   assert all(np.isfinite(h["loss_reblur"]) and "loss_supervised" not in h for h in history)
   before = restored.variables("deblur")
@@ -128,6 +130,17 @@ def test_a_video_is_deblurred_after_adapting_to_it(tiny_run, inputs, network, tm
   _assert_frames_close(frames, _expected(network, inputs["video_frames"], variables))
   assert np.abs(frames.astype(int) - _expected(network, inputs["video_frames"])).max() > 1
   assert os.path.exists(paths["video"][0])
+
+
+def test_adapting_is_safe_by_default_and_says_what_it_decided(tiny_run, inputs, network,
+                                                             tmp_path):
+  paths = deblur.deblur_video(tiny_run.workdir, inputs["folder"], str(tmp_path), adapt_steps=2,
+                              adapt_batch_size=2)
+  line, = paths["adaptation"]
+  assert line.startswith(("Adaptation declined: kept the starting weights",
+                          "Adaptation adapted: kept step"))
+  if "declined" in line:  # The frames are then exactly the checkpoint's.
+    _assert_frames_close(_read_pngs(paths["frames"]), _expected(network, inputs["frames"]))
 
 
 def test_adaptation_settings(network):
@@ -310,6 +323,17 @@ def test_windows_of_a_stream_are_the_clips():
     assert len(streamed) == len(frames)
     for index, window in enumerate(streamed):
       np.testing.assert_array_equal(window, video.Clips(frames, size)[index]["blurry"])
+
+
+def test_prefetch_keeps_order_and_raises_where_the_error_was():
+  def items():
+    yield from range(5)
+    raise ValueError("frame 5 is corrupt")
+  got = []
+  with pytest.raises(ValueError, match="frame 5"):
+    for item in video.prefetch(items(), size=2):
+      got.append(item)
+  assert got == list(range(5))
 
 
 def _middle_frame(windows):

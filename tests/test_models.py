@@ -87,6 +87,26 @@ def test_conv_transpose_is_pytorchs(kernel, stride, padding, output_padding):
   np.testing.assert_allclose(layer.apply(variables, x), expected, atol=1e-5)
 
 
+@pytest.mark.parametrize("kernel, stride, padding, features", [
+    (7, 1, 0, 3), (3, 2, 1, 8), (5, 2, 2, 6), (3, 1, 1, 8)])
+def test_conv2d_forms_equal_xlas_convolution(kernel, stride, padding, features):
+  """Each form `conv2d` picks (few outputs, strided, plain) and its gradients equal lax's."""
+  rng = np.random.default_rng(0)
+  x = jnp.asarray(rng.random((2, 11, 10, 5), np.float32))
+  w = jnp.asarray(rng.normal(size=(kernel, kernel, 5, features)).astype(np.float32))
+  reference = lambda x, w: jax.lax.conv_general_dilated(
+      x, w, (stride, stride), ((padding, padding),) * 2,
+      dimension_numbers=("NHWC", "HWIO", "NHWC"))
+  ours = lambda x, w: layers.conv2d(x, w, stride, padding)
+  # A loss that reads the output, so the cotangent varies over positions and channels.
+  value_and_grads = lambda conv: jax.jit(lambda x, w: (conv(x, w), jax.grad(
+      lambda x, w: jnp.sum(jnp.sin(conv(x, w))), (0, 1))(x, w)))(x, w)
+  got, want = value_and_grads(ours), value_and_grads(reference)
+  np.testing.assert_allclose(got[0], want[0], rtol=1e-5, atol=1e-4)
+  for got_grad, want_grad in zip(got[1], want[1]):
+    np.testing.assert_allclose(got_grad, want_grad, rtol=1e-4, atol=1e-3)
+
+
 SIZES = {"dvd": (32, 32), "deblurgan": (32, 32), "flownets": (64, 64)}
 
 

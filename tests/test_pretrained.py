@@ -32,9 +32,11 @@ def test_every_network_of_the_command_is_committed():
 @pytest.mark.parametrize("name", sorted(pretrained.NETWORKS))
 def test_committed_files_match_the_command(name):
   entry = _manifest()[name]
-  config = pretrained.config_for(name)
-  assert json.loads(json.dumps(config.to_dict(), default=list)) == entry["config"]
-  assert entry["steps"] == config.num_train_steps
+  _, stages = pretrained.NETWORKS[name]
+  configs = [pretrained.config_for(name, stage) for stage in range(len(stages))]
+  assert [json.loads(json.dumps(c.to_dict(), default=list)) for c in configs] == entry["configs"]
+  assert entry["steps"] == [c.num_train_steps for c in configs]
+  config = configs[0]
   module = state_lib.create_networks(config)["deblur" if config.task == "deblur" else "flow"]
   variables = checkpoint.load_variables(os.path.join(ROOT, name))
   checkpoint.check_variables(module, variables, source=name, model=name)

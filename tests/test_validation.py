@@ -143,6 +143,8 @@ def test_the_smoke_config_and_matching_init_checkpoints_pass(data_dir, tmp_path)
     ({"adapt_batch_size": 0}, r"--adapt_batch_size=0: expected a clip count >= 1"),
     ({"tile": -8}, r"--tile=-8: expected a tile side >= 0"),
     ({"output": "{file}"}, r"--output=.*/file is a file: expected a folder"),
+    ({"adapt_flow_gradient": "half"},
+     r"--adapt_flow_gradient=half: expected one of \('through', 'stop'\)"),
 ])
 def test_deblur_flag_errors(arguments, message, tmp_path):
   (tmp_path / "file").write_text("")

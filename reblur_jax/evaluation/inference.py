@@ -30,7 +30,9 @@ PAPER_SIZE = (720, 1280)  # (H, W) at which the paper reports run time (Table 2:
 DeblurFn = Callable[[np.ndarray], jax.Array]
 
 
-def _run(fn: DeblurFn, windows: np.ndarray, tile: int):
+def dispatch(fn: DeblurFn, windows: np.ndarray, *, tile: int = 0):
+  """`restore` without waiting: whole frames return a device array still being computed (JAX
+  dispatches asynchronously), so the caller's host work overlaps the network."""
   return apply_tiled(fn, windows, tile=tile, overlap=OVERLAP) if tile else fn(windows)
 
 
@@ -45,21 +47,31 @@ def restore(fn: DeblurFn, windows: np.ndarray, *, tile: int = 0) -> np.ndarray:
   Returns:
     `float32 [B, H, W, 3]` on the host, not clamped.
   """
-  return np.asarray(_run(fn, windows, tile), np.float32)
+  return np.asarray(dispatch(fn, windows, tile=tile), np.float32)
 
 
 def deblur_frames(fn: DeblurFn, frames: Iterable[np.ndarray], window: int, *,
                   tile: int | None = None) -> Iterator[np.ndarray]:
   """Restores each `uint8 [H, W, 3]` frame of a stream from its `window`-frame clip (replicate-
-  padded, as `video.Clips`); yields `uint8` frames in order, holding `window` frames at a time."""
-  chosen = None
-  for clip in tqdm.tqdm(video.windows(frames, window), desc="deblur", unit="frame",
-                        dynamic_ncols=True):
+  padded, as `video.Clips`); yields `uint8` frames in order, holding `window` frames at a time.
+
+  Decoding runs ahead in a thread (`video.prefetch`) and frame i + 1 is dispatched before frame
+  i is fetched, so reading, the network and the consumer's encoding overlap.
+  """
+  to_uint8 = lambda output: np.round(
+      np.clip(np.asarray(output, np.float32)[0], 0.0, 1.0) * 255.0).astype(np.uint8)
+  chosen, pending = None, None
+  for clip in tqdm.tqdm(video.windows(video.prefetch(frames), window), desc="deblur",
+                        unit="frame", dynamic_ncols=True):
     windows = clip[None].astype(np.float32) / np.float32(255.0)
     if chosen is None:
       chosen = choose_tile(fn, windows.shape, tile=tile)
-    output = restore(fn, windows, tile=chosen)[0]
-    yield np.round(np.clip(output, 0.0, 1.0) * 255.0).astype(np.uint8)
+    running = dispatch(fn, windows, tile=chosen)
+    if pending is not None:
+      yield to_uint8(pending)
+    pending = running
+  if pending is not None:
+    yield to_uint8(pending)
 
 
 def choose_tile(fn: DeblurFn, window_shape: tuple[int, ...], *, tile: int | None = None) -> int:
@@ -83,7 +95,7 @@ def choose_tile(fn: DeblurFn, window_shape: tuple[int, ...], *, tile: int | None
   side = max(window_shape[-3:-1])
   for candidate in (0,) + tuple(t for t in TILES if t < side):
     try:
-      jax.block_until_ready(_run(fn, zeros, candidate))
+      jax.block_until_ready(dispatch(fn, zeros, tile=candidate))
       return candidate
     except jax.errors.JaxRuntimeError as e:
       if "RESOURCE_EXHAUSTED" not in str(e):
@@ -109,7 +121,7 @@ def time_per_frame(fn: DeblurFn, num_frames: int, size: tuple[int, int] = PAPER_
   windows = windows if tile else jax.device_put(windows)
   start = time.perf_counter()
   for _ in range(repeats):
-    jax.block_until_ready(_run(fn, windows, tile))
+    jax.block_until_ready(dispatch(fn, windows, tile=tile))
   return (time.perf_counter() - start) / repeats, tile
 
 

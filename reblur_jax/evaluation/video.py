@@ -13,8 +13,11 @@ from __future__ import annotations
 import dataclasses
 import io
 import os
+import queue
 import re
+import threading
 from collections.abc import Iterable, Iterator, Sequence
+from typing import TypeVar
 
 import imageio.v2 as imageio
 import imageio.v3 as iio
@@ -117,6 +120,34 @@ def read(path: str | os.PathLike) -> Video:
   source = open_source(path)
   names, images = zip(*frames(source))
   return Video(np.stack(images), names, fps=source.fps)
+
+
+_T = TypeVar("_T")
+_END = object()
+
+
+def prefetch(items: Iterable[_T], size: int = 2) -> Iterator[_T]:
+  """`items` in order, read up to `size` ahead by a background thread, so that decoding the next
+  frames overlaps the caller's work (the network, encoding); an error reading is raised here,
+  where that item would have come."""
+  ahead = queue.Queue(maxsize=size)
+
+  def read():
+    try:
+      for item in items:
+        ahead.put((item, None))
+      ahead.put((_END, None))
+    except Exception as e:  # pylint: disable=broad-exception-caught
+      ahead.put((_END, e))
+
+  threading.Thread(target=read, daemon=True).start()
+  while True:
+    item, error = ahead.get()
+    if error is not None:
+      raise error
+    if item is _END:
+      return
+    yield item
 
 
 def windows(frames: Iterable[np.ndarray], size: int) -> Iterator[np.ndarray]:

@@ -24,9 +24,10 @@ SIZE_MULTIPLE = 4  # Two stride-2 stages; frames are reflect-padded up to a mult
 
 
 def instance_norm(x: jax.Array) -> jax.Array:
-  """PyTorch's `InstanceNorm2d(affine=False, eps=1e-5)` on `[B, H, W, C]`."""
+  """PyTorch's `InstanceNorm2d(affine=False, eps=1e-5)` on `[B, H, W, C]`; statistics in float32,
+  output in `x`'s dtype."""
   return nn.InstanceNorm(epsilon=1e-5, use_scale=False, use_bias=False,
-                         use_fast_variance=False)(x)
+                         use_fast_variance=False, dtype=x.dtype)(x)
 
 
 def reflect_pad(x: jax.Array, pad: int) -> jax.Array:
@@ -36,15 +37,16 @@ def reflect_pad(x: jax.Array, pad: int) -> jax.Array:
 class ResnetBlock(nn.Module):
   """`x + IN(conv(pad(drop(relu(IN(conv(pad(x))))))))`, no activation after the sum."""
   dropout_rate: float = 0.0
+  dtype: jnp.dtype | None = None
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool) -> jax.Array:
     features = x.shape[-1]
-    y = layers.conv(features, 3, padding=0, name="conv1")(reflect_pad(x, 1))
+    y = layers.conv(features, 3, padding=0, dtype=self.dtype, name="conv1")(reflect_pad(x, 1))
     y = nn.relu(instance_norm(y))
     if self.dropout_rate > 0:
       y = nn.Dropout(self.dropout_rate, deterministic=not train)(y)
-    y = layers.conv(features, 3, padding=0, name="conv2")(reflect_pad(y, 1))
+    y = layers.conv(features, 3, padding=0, dtype=self.dtype, name="conv2")(reflect_pad(y, 1))
     return x + instance_norm(y)
 
 
@@ -55,9 +57,12 @@ class DeblurGAN(nn.Module):
     width: channel multiplier; 1.0 is the original (ngf 64, 11,378,179 parameters).
     dropout_rate: dropout inside each residual block when `train=True` (the original trained
       with 0.5); needs `rngs={"dropout": key}` then.
+    dtype: compute dtype of the layers (None: that of the input; jnp.bfloat16 for mixed
+      precision); the parameters stay float32 and the output has the input's dtype.
   """
   width: float = 1.0
   dropout_rate: float = 0.0
+  dtype: jnp.dtype | None = None
   num_input_frames: ClassVar[int] = 1
 
   @nn.compact
@@ -68,15 +73,17 @@ class DeblurGAN(nn.Module):
     image = layers.pad_to_multiple(2.0 * x[:, 0] - 1.0, SIZE_MULTIPLE, "reflect")
     ngf = layers.scaled(64, self.width)
 
-    y = layers.conv(ngf, 7, padding=0, name="conv_in")(reflect_pad(image, 3))
+    y = layers.conv(ngf, 7, padding=0, dtype=self.dtype, name="conv_in")(reflect_pad(image, 3))
     y = nn.relu(instance_norm(y))
     for i, features in enumerate((2 * ngf, 4 * ngf), start=1):
-      y = nn.relu(instance_norm(layers.conv(features, 3, 2, name=f"down{i}")(y)))
+      y = nn.relu(instance_norm(layers.conv(features, 3, 2, dtype=self.dtype, name=f"down{i}")(y)))
     for i in range(NUM_BLOCKS):
-      y = ResnetBlock(self.dropout_rate, name=f"block{i}")(y, train)
+      y = ResnetBlock(self.dropout_rate, self.dtype, name=f"block{i}")(y, train)
     for i, features in enumerate((2 * ngf, ngf), start=1):
-      y = layers.conv_transpose(features, 3, 2, 1, output_padding=1, name=f"up{i}")(y)
+      y = layers.conv_transpose(features, 3, 2, 1, output_padding=1, dtype=self.dtype,
+                                name=f"up{i}")(y)
       y = nn.relu(instance_norm(y))
-    y = jnp.tanh(layers.conv(3, 7, padding=0, name="conv_out")(reflect_pad(y, 3)))
+    y = layers.conv(3, 7, padding=0, dtype=self.dtype, name="conv_out")(reflect_pad(y, 3))
+    y = jnp.tanh(y.astype(image.dtype))
     restored = jnp.clip(image + y, -1.0, 1.0)[:, :height, :width]
     return (restored + 1.0) / 2.0

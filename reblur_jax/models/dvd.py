@@ -21,6 +21,8 @@ them, so apply it with `mutable=["batch_stats"]`.
 
 from __future__ import annotations
 
+import functools
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -48,16 +50,18 @@ class ConvBN(nn.Module):
   transpose: bool = False
   relu: bool = True
   zero_scale: bool = False  # Batch norm's scale starts at 0: the layer outputs its bias.
+  dtype: jnp.dtype | None = None
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool, skip: jax.Array | None = None) -> jax.Array:
     if self.transpose:
-      x = layers.conv_transpose(self.features, self.kernel, self.stride, 1, name="conv")(x)
+      x = layers.conv_transpose(self.features, self.kernel, self.stride, 1, dtype=self.dtype,
+                                name="conv")(x)
     else:
-      x = layers.conv(self.features, self.kernel, self.stride, name="conv")(x)
+      x = layers.conv(self.features, self.kernel, self.stride, dtype=self.dtype, name="conv")(x)
     x = nn.BatchNorm(use_running_average=not train, momentum=BN_MOMENTUM, epsilon=BN_EPSILON,
                      scale_init=nn.initializers.zeros if self.zero_scale else nn.initializers.ones,
-                     name="bn")(x)
+                     dtype=self.dtype, name="bn")(x)
     if skip is not None:
       x = x + skip
     return nn.relu(x) if self.relu else x
@@ -71,10 +75,13 @@ class DVD(nn.Module):
     width: channel multiplier of the inner layers; 1.0 is the original (15,305,291 parameters).
     head: "original", `sigmoid(centre + residual)`, or "identity", `sigmoid(logit(centre) +
       residual)` with the residual zero at initialisation (for training from scratch).
+    dtype: compute dtype of the layers (None: that of the input; jnp.bfloat16 for mixed
+      precision); the parameters stay float32 and the output has the input's dtype.
   """
   frames: int = 5
   width: float = 1.0
   head: str = "original"
+  dtype: jnp.dtype | None = None
 
   def __post_init__(self):
     if self.frames not in (1, 5):
@@ -98,27 +105,28 @@ class DVD(nn.Module):
     centre = stack[..., 3 * (frames // 2):3 * (frames // 2) + 3]
 
     c = lambda channels: layers.scaled(channels, self.width)
-    f0 = ConvBN(c(64), 5, name="F0")(stack, train)
-    y = ConvBN(c(64), stride=2, name="D1")(f0, train)
-    y = ConvBN(c(128), name="F1")(y, train)
-    f2 = ConvBN(c(128), name="F2")(y, train)
-    y = ConvBN(c(256), stride=2, name="D2")(f2, train)
-    y = ConvBN(c(256), name="F3")(y, train)
-    y = ConvBN(c(256), name="F4")(y, train)
-    f5 = ConvBN(c(256), name="F5")(y, train)
-    y = ConvBN(c(512), stride=2, name="D3")(f5, train)
+    conv_bn = functools.partial(ConvBN, dtype=self.dtype)
+    f0 = conv_bn(c(64), 5, name="F0")(stack, train)
+    y = conv_bn(c(64), stride=2, name="D1")(f0, train)
+    y = conv_bn(c(128), name="F1")(y, train)
+    f2 = conv_bn(c(128), name="F2")(y, train)
+    y = conv_bn(c(256), stride=2, name="D2")(f2, train)
+    y = conv_bn(c(256), name="F3")(y, train)
+    y = conv_bn(c(256), name="F4")(y, train)
+    f5 = conv_bn(c(256), name="F5")(y, train)
+    y = conv_bn(c(512), stride=2, name="D3")(f5, train)
     for name in ("F6", "F7", "F8"):
-      y = ConvBN(c(512), name=name)(y, train)
-    y = ConvBN(c(256), 4, 2, transpose=True, name="U1")(y, train, skip=f5)
+      y = conv_bn(c(512), name=name)(y, train)
+    y = conv_bn(c(256), 4, 2, transpose=True, name="U1")(y, train, skip=f5)
     for name in ("F9", "F10", "F11"):
-      y = ConvBN(c(256), name=name)(y, train)
-    y = ConvBN(c(128), 4, 2, transpose=True, name="U2")(y, train, skip=f2)
-    y = ConvBN(c(128), name="F12")(y, train)
-    y = ConvBN(c(64), name="F13")(y, train)
-    y = ConvBN(c(64), 4, 2, transpose=True, name="U3")(y, train, skip=f0)
-    y = ConvBN(3 * frames, name="F14")(y, train)
+      y = conv_bn(c(256), name=name)(y, train)
+    y = conv_bn(c(128), 4, 2, transpose=True, name="U2")(y, train, skip=f2)
+    y = conv_bn(c(128), name="F12")(y, train)
+    y = conv_bn(c(64), name="F13")(y, train)
+    y = conv_bn(c(64), 4, 2, transpose=True, name="U3")(y, train, skip=f0)
+    y = conv_bn(3 * frames, name="F14")(y, train)
     identity = self.head == "identity"
-    residual = ConvBN(3, relu=False, zero_scale=identity, name="F15")(y, train)
+    residual = conv_bn(3, relu=False, zero_scale=identity, name="F15")(y, train)
     if identity:
       centre = jax.scipy.special.logit(jnp.clip(centre, EPS, 1.0 - EPS))
-    return nn.sigmoid(centre + residual)[:, :height, :width]
+    return nn.sigmoid(centre + residual.astype(x.dtype))[:, :height, :width]

@@ -49,8 +49,11 @@ class FlowNetS(nn.Module):
 
   Attributes:
     width: channel multiplier; 1.0 is the original (38,675,536 parameters).
+    dtype: compute dtype of the layers (None: that of the input; jnp.bfloat16 for mixed
+      precision); the parameters stay float32 and the output has the input's dtype.
   """
   width: float = 1.0
+  dtype: jnp.dtype | None = None
 
   @nn.compact
   def __call__(self, first: jax.Array, second: jax.Array, multiscale: bool = False):
@@ -74,7 +77,7 @@ class FlowNetS(nn.Module):
     mean = jnp.asarray(MEAN_RGB, first.dtype)
     x = jnp.concatenate([first - mean, second - mean], axis=-1)
     x = layers.pad_to_multiple(x, SIZE_MULTIPLE, "constant")
-    flows = self._pyramid(x)
+    flows = tuple(f.astype(first.dtype) for f in self._pyramid(x))
     if multiscale:
       return tuple(f[:, :-(-height // 2**k), :-(-width // 2**k)]
                    for k, f in enumerate(flows, start=2))
@@ -87,16 +90,16 @@ class FlowNetS(nn.Module):
     c = lambda channels: layers.scaled(channels, self.width)
     skips = {}
     for name, channels, kernel, stride in ENCODER:
-      x = leaky_relu(layers.conv(c(channels), kernel, stride, name=name)(x))
+      x = leaky_relu(layers.conv(c(channels), kernel, stride, dtype=self.dtype, name=name)(x))
       skips[name] = x
-    flow = layers.conv(2, 3, use_bias=False, name="predict_flow6")(x)
+    flow = layers.conv(2, 3, use_bias=False, dtype=self.dtype, name="predict_flow6")(x)
     flows = [flow]
     for level, skip, channels in zip((5, 4, 3, 2), SKIPS, DECONV_CHANNELS):
-      up_flow = layers.conv_transpose(2, 4, 2, 1, use_bias=False,
+      up_flow = layers.conv_transpose(2, 4, 2, 1, use_bias=False, dtype=self.dtype,
                                       name=f"upsampled_flow{level + 1}_to_{level}")(flow)
       up = leaky_relu(layers.conv_transpose(c(channels), 4, 2, 1, use_bias=False,
-                                            name=f"deconv{level}")(x))
+                                            dtype=self.dtype, name=f"deconv{level}")(x))
       x = jnp.concatenate([skips[skip], up, up_flow], axis=-1)
-      flow = layers.conv(2, 3, use_bias=False, name=f"predict_flow{level}")(x)
+      flow = layers.conv(2, 3, use_bias=False, dtype=self.dtype, name=f"predict_flow{level}")(x)
       flows.insert(0, flow)
     return tuple(flows)

@@ -44,10 +44,12 @@ def create_networks(config: ml_collections.ConfigDict) -> dict[str, nn.Module]:
   Deblurring uses FlowNetS only when some clips are unlabeled (the reblur term needs flow).
   """
   networks = {}
+  # Configs from before the field compute in float32.
+  dtype = jnp.dtype(config.get("compute_dtype", "float32"))
   if config.task == "deblur":
-    networks["deblur"] = models.create(config.model, **config.model_kwargs)
+    networks["deblur"] = models.create(config.model, dtype=dtype, **config.model_kwargs)
   if config.task == "flow" or config.unlabeled_fraction > 0:
-    networks["flow"] = models.create("flownets", **config.flow_model_kwargs)
+    networks["flow"] = models.create("flownets", dtype=dtype, **config.flow_model_kwargs)
   return networks
 
 

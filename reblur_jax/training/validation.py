@@ -28,6 +28,7 @@ TASKS = ("deblur", "flow")
 DEBLUR_MODELS = tuple(name for name in models.MODELS if name != "flownets")
 FRAMES = (2, 3)
 FLOW_GRADIENTS = ("through", "stop")
+COMPUTE_DTYPES = ("float32", "bfloat16")
 SYNTHETIC = "synthetic_blur"
 DATA_GROUPS = ("labeled", "unlabeled", "eval")
 UNLABELED_ONLY = "blurry_video"  # Blurry frames only: a U set, never S or evaluation.
@@ -69,6 +70,8 @@ _FIELD_CHECKS: dict[str, tuple[Callable[[Any], bool], str, str]] = {
     "blur_model": (_in_set(blur.METHODS), f"one of {blur.METHODS}", "blur_model=conv"),
     "flow_gradient": (_in_set(FLOW_GRADIENTS), f"one of {FLOW_GRADIENTS}",
                       "flow_gradient=through"),
+    "compute_dtype": (_in_set(COMPUTE_DTYPES), f"one of {COMPUTE_DTYPES}",
+                      "compute_dtype=bfloat16"),
     "frames": (_in_set(FRAMES), "2 (t, t+1) or 3 (t-1, t, t+1) frames", "frames=3"),
     "tau": (lambda v: _number(v) and v > 0, "an exposure fraction > 0 (paper: 1)", "tau=1.0"),
     "max_disp": (lambda v: _integer(v) and v >= 1, "a flow range >= 1 pixel", "max_disp=16"),

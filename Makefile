@@ -48,8 +48,9 @@ endif
 	    --input=$(DEMO)/video/blurry.mp4 --output=$(DEMO)/video --overwrite
 
 # The thin networks committed in pretrained/ (FlowNetS, DVD and DeblurGAN on the embedded
-# synthetic set): 1500 + 4000 + 3000 steps, about 55 minutes on 2 cores (6, 22 and 27 min when
-# the three ran side by side). Retraining replaces the files.
+# synthetic set): FlowNetS 1500 steps, DVD 10000 steps on `study` then 3000 on `study_mixed`,
+# DeblurGAN 3000 steps; about 1.5 hours on 2 cores when run alone (pretrained/manifest.json
+# records each run's wall time, taken beside other jobs). Retraining replaces the files.
 pretrained: setup
 	$(BIN)/python -m experiments.pretrained --workdir=runs/pretrained --output=pretrained
 

@@ -4,7 +4,7 @@ Forward + backward (gradients of a mean over the output w.r.t. the image and bot
 `reblur_batch` with per-pixel random flows in [-16, 16], at the paper's Table 3 setting
 (10 x 128 x 128 RGB) and for one 1280x720 frame. The dense formulation builds each pixel's
 33x33 kernel from the table (`flow_to_kernel`) and applies it to the pixel's neighbourhood
-(`apply_kernel`); it runs at the largest batch whose XLA temporary memory fits `--dense-budget`
+(`apply_kernel`); it runs at the largest batch whose XLA temporary memory fits `--dense_budget`
 (default: half the machine's available memory), where `conv` and `warp` are timed as well, so
 the ratios compare equal shapes. Shapes it cannot fit are compiled, not run: their memory is
 still reported. Times are medians over `--repeats` runs after one warm-up run.
@@ -15,30 +15,17 @@ still reported. Times are medians over `--repeats` runs after one warm-up run.
 
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
 import time
 
+import jax
+import jax.numpy as jnp
+import numpy as np
+from absl import app
+from absl import flags
 
-def parse_args():
-  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  parser.add_argument("--repeats", type=int, default=3)
-  parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
-  parser.add_argument("--dense-budget", type=float, default=None,
-                      help="GiB of XLA temporary memory the dense formulation may use")
-  return parser.parse_args()
-
-
-ARGS = parse_args()
-# Before jax starts its thread pool: it then uses exactly these CPUs.
-os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[:ARGS.threads])
-
-import jax  # pylint: disable=g-import-not-at-top,wrong-import-position
-import jax.numpy as jnp  # pylint: disable=g-import-not-at-top,wrong-import-position
-import numpy as np  # pylint: disable=g-import-not-at-top,wrong-import-position
-
-from reblur_jax import blur  # pylint: disable=g-import-not-at-top,wrong-import-position
+from reblur_jax import blur
 
 MAX_DISP = 16
 TABLE3 = (10, 128, 128)  # batch, height, width
@@ -91,10 +78,10 @@ def available_bytes():
   return int(fields["MemAvailable"].split()[0]) * 1024
 
 
-def measure(name, shape, budget=float("inf")):
+def measure(name, shape, repeats, budget=float("inf")):
   """Compiles fwd+bwd of `name` at `shape`; times it if its temporary memory fits `budget`."""
   compiled, args, temp = compiled_grad(name, shape)
-  seconds = median_time(compiled, args, ARGS.repeats) if temp <= budget else None
+  seconds = median_time(compiled, args, repeats) if temp <= budget else None
   return {"method": name, "shape": shape, "seconds": seconds, "temp": temp}
 
 
@@ -109,21 +96,33 @@ def print_row(row, dense=None):
   print(f"| {row['method']} | {shape} | {seconds} | {row['temp'] / 2**20:.1f} {ratios}", flush=True)
 
 
-def main():
-  budget = ARGS.dense_budget * 2**30 if ARGS.dense_budget else available_bytes() / 2
-  print(f"backend {jax.default_backend()} ({jax.devices()[0].device_kind}), {ARGS.threads} "
-        f"threads, median of {ARGS.repeats}, dense budget {budget / 2**30:.1f} GiB")
+def define_flags():
+  flags.DEFINE_integer("repeats", 3, "Timed runs after one warm-up run.", lower_bound=1)
+  flags.DEFINE_integer("threads", len(os.sched_getaffinity(0)), "CPUs to run on.", lower_bound=1)
+  flags.DEFINE_float("dense_budget", None,
+                     "GiB of XLA temporary memory the dense formulation may use")
+
+
+def main(argv):
+  del argv
+  args = flags.FLAGS
+  # Before jax's first computation starts its thread pool: it then uses exactly these CPUs.
+  os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[:args.threads])
+  budget = args.dense_budget * 2**30 if args.dense_budget else available_bytes() / 2
+  print(f"backend {jax.default_backend()} ({jax.devices()[0].device_kind}), {args.threads} "
+        f"threads, median of {args.repeats}, dense budget {budget / 2**30:.1f} GiB")
   print("| method | shape | fwd+bwd s | XLA temp MiB | dense / this, time | dense / this, temp |")
   print("|---|---|---|---|---|---|")
   per_frame = compiled_grad("dense", (1, *TABLE3[1:]))[2]
   batch = int(max(1, min(TABLE3[0], budget // per_frame)))
   shapes = [(batch, *TABLE3[1:])] + ([TABLE3] if batch < TABLE3[0] else []) + [FRAME720]
   for shape in shapes:
-    dense = measure("dense", shape, budget)
+    dense = measure("dense", shape, args.repeats, budget)
     for name in ["conv", "warp"]:
-      print_row(measure(name, shape), dense)
+      print_row(measure(name, shape, args.repeats), dense)
     print_row(dense)
 
 
 if __name__ == "__main__":
-  main()
+  define_flags()
+  app.run(main)

@@ -14,22 +14,21 @@ not depend on them); `--width=0.25` is the `:cpu` configs' (the demo's) width:
   JAX_PLATFORMS=cpu python benchmarks/deblur_throughput.py --width=1 --frames=2 --repeats=2
 """
 
-import argparse
 import os
 import statistics
-import sys
 import tempfile
 import time
 
 import imageio.v3 as iio
 import jax
 import numpy as np
+from absl import app
+from absl import flags
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from reblur_jax.evaluation import inference  # noqa: E402  pylint: disable=wrong-import-position
-from reblur_jax import models  # noqa: E402  pylint: disable=wrong-import-position
-from reblur_jax.evaluation import networks  # noqa: E402  pylint: disable=wrong-import-position
-from reblur_jax.evaluation import video  # noqa: E402  pylint: disable=wrong-import-position
+from reblur_jax import models
+from reblur_jax.evaluation import inference
+from reblur_jax.evaluation import networks
+from reblur_jax.evaluation import video
 
 
 def write_frames(folder: str, count: int, size: tuple[int, int]) -> None:
@@ -39,12 +38,15 @@ def write_frames(folder: str, count: int, size: tuple[int, int]) -> None:
     iio.imwrite(os.path.join(folder, f"{i:04d}.png"), image.astype(np.uint8))
 
 
-def main():
-  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  parser.add_argument("--width", type=float, default=0.25)
-  parser.add_argument("--frames", type=int, default=6)
-  parser.add_argument("--repeats", type=int, default=3, help="interleaved model/command runs")
-  args = parser.parse_args()
+def define_flags():
+  flags.DEFINE_float("width", 0.25, "Channel multiplier of the DVD network.")
+  flags.DEFINE_integer("frames", 6, "Timed 1280x720 frames (one more is written).", lower_bound=1)
+  flags.DEFINE_integer("repeats", 3, "interleaved model/command runs", lower_bound=1)
+
+
+def main(argv):
+  del argv
+  args = flags.FLAGS
   module = models.create("dvd", width=args.width)
   window = module.num_input_frames
   variables = jax.jit(module.init)(jax.random.key(0), np.zeros((1, window, 64, 64, 3), np.float32))
@@ -85,5 +87,7 @@ def main():
         f"({spread(rates['model'])}), command {fps['command']:.3f} frames/s "
         f"({spread(rates['command'])}), ratio {fps['command'] / fps['model']:.2f}")
 
+
 if __name__ == "__main__":
-  main()
+  define_flags()
+  app.run(main)

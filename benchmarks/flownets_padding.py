@@ -24,7 +24,6 @@ about how a trained network treats a border, hence the training.
 
 from __future__ import annotations
 
-import argparse
 import pathlib
 import sys
 import time
@@ -32,7 +31,10 @@ import time
 import numpy as np
 import torch
 import torch.nn.functional as F
+from absl import app
+from absl import flags
 
+# The PyTorch originals live with the tests they check the port against, not in the package.
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "tests"))
 import torch_reference  # pylint: disable=g-import-not-at-top,wrong-import-position
 
@@ -42,17 +44,6 @@ MEAN = torch.tensor((0.411, 0.432, 0.45)).view(1, 3, 1, 1)  # docs/models.md.
 MODES = ("zero", "edge", "reflect", "resize", "crop")
 SIZES = ((80, 96), (72, 136), (100, 150), (120, 200))
 BORDER = 16
-
-
-def parse_args():
-  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  parser.add_argument("--width", type=float, default=0.25, help="channel multiplier")
-  parser.add_argument("--steps", type=int, default=400, help="training steps (0: random only)")
-  parser.add_argument("--batch", type=int, default=8)
-  parser.add_argument("--lr", type=float, default=1e-3)
-  parser.add_argument("--pairs", type=int, default=16, help="test pairs per size")
-  parser.add_argument("--threads", type=int, default=2)
-  return parser.parse_args()
 
 
 def texture(gen: torch.Generator, batch: int, height: int, width: int) -> torch.Tensor:
@@ -171,8 +162,18 @@ def measure(net, args):
   return {mode: np.mean(values, 0) for mode, values in rows.items()}, float(np.mean(truth))
 
 
-def main():
-  args = parse_args()
+def define_flags():
+  flags.DEFINE_float("width", 0.25, "channel multiplier")
+  flags.DEFINE_integer("steps", 400, "training steps (0: random only)", lower_bound=0)
+  flags.DEFINE_integer("batch", 8, "Training pairs per step.", lower_bound=1)
+  flags.DEFINE_float("lr", 1e-3, "Adam learning rate.")
+  flags.DEFINE_integer("pairs", 16, "test pairs per size", lower_bound=1)
+  flags.DEFINE_integer("threads", 2, "PyTorch CPU threads.", lower_bound=1)
+
+
+def main(argv):
+  del argv
+  args = flags.FLAGS
   torch.set_num_threads(args.threads)
   torch.manual_seed(0)
   net = torch_reference.FlowNetS(args.width)
@@ -196,4 +197,5 @@ def main():
 
 
 if __name__ == "__main__":
-  main()
+  define_flags()
+  app.run(main)

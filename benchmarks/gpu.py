@@ -35,22 +35,19 @@ then one `run` with carry [".whl"] and timeout_s 600:
 docs/performance.md.
 """
 
-import argparse
 import functools
 import json
-import os
 import pathlib
-import sys
 
 import jax
 import jax.numpy as jnp
-import numpy as np
+from absl import app
+from absl import flags
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import train_step  # noqa: E402  pylint: disable=wrong-import-position
-from reblur_jax import models  # noqa: E402  pylint: disable=wrong-import-position
-from reblur_jax.evaluation import inference  # noqa: E402  pylint: disable=wrong-import-position
+from reblur_jax import models
+from reblur_jax.evaluation import inference
+
+import train_step  # benchmarks/: first on sys.path when this file runs as a script.
 
 PAPER_STEP_S = {("dvd", "conv"): 2.15, ("dvd", "warp"): 0.56, ("deblurgan", "conv"): 2.32,
                 ("deblurgan", "warp"): 1.01}
@@ -139,19 +136,23 @@ def run(size: str) -> list[dict]:
   return steps + frame_rows(size) + scaling_rows(size, steps)
 
 
-def main():
-  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  parser.add_argument("--quick", action="store_true", help="thin networks, small sizes")
-  parser.add_argument("--json", type=pathlib.Path, help="also write the rows to this file")
-  args = parser.parse_args()
+def define_flags():
+  flags.DEFINE_bool("quick", False, "thin networks, small sizes")
+  flags.DEFINE_string("json", None, "also write the rows to this file")
+
+
+def main(argv):
+  del argv
+  args = flags.FLAGS
   size = "quick" if args.quick else "full"
   print(f"{inference.device_description()} x {jax.device_count()}, jax {jax.__version__}, "
         f"sizes: {size} {SIZES[size]}", flush=True)
   rows = run(size)
   print(table(rows))
   if args.json:
-    args.json.write_text(json.dumps(rows, indent=1) + "\n")
+    pathlib.Path(args.json).write_text(json.dumps(rows, indent=1) + "\n")
 
 
 if __name__ == "__main__":
-  main()
+  define_flags()
+  app.run(main)

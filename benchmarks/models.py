@@ -19,7 +19,6 @@ frameworks are pinned to the same `--threads` CPUs. On a GPU backend only JAX is
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import pathlib
@@ -27,33 +26,19 @@ import statistics
 import sys
 import time
 
+import jax
+import jax.numpy as jnp
+import numpy as np
+import torch
+import torch.nn.functional as F
+from absl import app
+from absl import flags
 
-def parse_args():
-  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  parser.add_argument("--models", default="dvd,deblurgan,flownets")
-  parser.add_argument("--cases", default="forward720,train128")
-  parser.add_argument("--repeats", type=int, default=3)
-  parser.add_argument("--width", type=float, default=1.0, help="channel multiplier")
-  parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
-  parser.add_argument("--no-torch", dest="torch", action="store_false")
-  parser.add_argument("--json", type=pathlib.Path, help="also write the rows to this file")
-  return parser.parse_args()
+from reblur_jax import models
+from reblur_jax.models import convert
+from reblur_jax.models import flownet
 
-
-ARGS = parse_args()
-# Before jax and torch start their thread pools: both then use exactly these CPUs.
-os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[:ARGS.threads])
-
-import jax  # pylint: disable=g-import-not-at-top,wrong-import-position
-import jax.numpy as jnp  # pylint: disable=g-import-not-at-top,wrong-import-position
-import numpy as np  # pylint: disable=g-import-not-at-top,wrong-import-position
-import torch  # pylint: disable=g-import-not-at-top,wrong-import-position
-import torch.nn.functional as F  # pylint: disable=g-import-not-at-top,wrong-import-position
-
-from reblur_jax import models  # pylint: disable=g-import-not-at-top,wrong-import-position
-from reblur_jax.models import convert  # pylint: disable=g-import-not-at-top,wrong-import-position
-from reblur_jax.models import flownet  # pylint: disable=g-import-not-at-top,wrong-import-position
-
+# The PyTorch originals live with the tests they check the port against, not in the package.
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "tests"))
 import torch_reference  # pylint: disable=g-import-not-at-top,wrong-import-position
 
@@ -109,8 +94,9 @@ def timed(fn, repeats: int) -> tuple[float, float]:
   return first, statistics.median(times)
 
 
-def bench(name: str, case: str, repeats: int, with_torch: bool) -> dict:
-  model, variables, ref = build(name, ARGS.width)
+def bench(name: str, case: str, repeats: int, with_torch: bool, width: float,
+          threads: int) -> dict:
+  model, variables, ref = build(name, width)
   inputs = jax_inputs(name, *CASES[case])
   if case == "forward720":
     jax_fn = jax.jit(model.apply)
@@ -121,7 +107,7 @@ def bench(name: str, case: str, repeats: int, with_torch: bool) -> dict:
     run_jax = lambda: jax.block_until_ready(grad_fn(variables["params"]))
   compile_and_run, jax_time = timed(run_jax, repeats)
   row = {"network": name, "task": case, "jax_s": jax_time, "torch_s": None,
-         "jax_first_s": compile_and_run, "threads": ARGS.threads, "width": ARGS.width}
+         "jax_first_s": compile_and_run, "threads": threads, "width": width}
   if with_torch:
     torch_inputs = tuple(torch.from_numpy(np.moveaxis(np.asarray(x), -1, -3).copy())
                          for x in inputs)
@@ -138,25 +124,42 @@ def bench(name: str, case: str, repeats: int, with_torch: bool) -> dict:
   return row
 
 
-def main():
-  with_torch = ARGS.torch and jax.default_backend() == "cpu"
-  torch.set_num_threads(ARGS.threads)
+def define_flags():
+  flags.DEFINE_list("models", ["dvd", "deblurgan", "flownets"],
+                    "Networks: dvd, deblurgan, flownets.")
+  flags.DEFINE_list("cases", ["forward720", "train128"], "Cases: forward720, train128.")
+  flags.DEFINE_integer("repeats", 3, "Timed runs after one warm-up run.", lower_bound=1)
+  flags.DEFINE_float("width", 1.0, "channel multiplier")
+  flags.DEFINE_integer("threads", len(os.sched_getaffinity(0)), "CPUs to run on.", lower_bound=1)
+  flags.DEFINE_bool("torch", True, "Also time the PyTorch originals (--notorch: JAX only).")
+  flags.DEFINE_string("json", None, "also write the rows to this file")
+
+
+def main(argv):
+  del argv
+  args = flags.FLAGS
+  # Before jax's and torch's first computations start their thread pools: both then use exactly
+  # these CPUs.
+  os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[:args.threads])
+  with_torch = args.torch and jax.default_backend() == "cpu"
+  torch.set_num_threads(args.threads)
   print(f"backend {jax.default_backend()} ({jax.devices()[0].device_kind}), "
-        f"{ARGS.threads} threads, width {ARGS.width}, median of {ARGS.repeats}")
+        f"{args.threads} threads, width {args.width}, median of {args.repeats}")
   print("| model | case | JAX s | PyTorch s | JAX / PyTorch | JAX first call s |")
   print("|---|---|---|---|---|---|")
   rows = []
-  for case in ARGS.cases.split(","):
-    for name in ARGS.models.split(","):
-      row = bench(name, case, ARGS.repeats, with_torch)
+  for case in args.cases:
+    for name in args.models:
+      row = bench(name, case, args.repeats, with_torch, args.width, args.threads)
       rows.append(row)
       torch_s = f"{row['torch_s']:.3f}" if with_torch else "-"
       ratio = f"{row['jax_s'] / row['torch_s']:.2f}" if with_torch else "-"
       print(f"| {name} | {case} | {row['jax_s']:.3f} | {torch_s} | {ratio} | "
             f"{row['jax_first_s']:.1f} |", flush=True)
-      if ARGS.json:  # After every row: a long run stopped early keeps what it measured.
-        ARGS.json.write_text(json.dumps(rows, indent=1) + "\n")
+      if args.json:  # After every row: a long run stopped early keeps what it measured.
+        pathlib.Path(args.json).write_text(json.dumps(rows, indent=1) + "\n")
 
 
 if __name__ == "__main__":
-  main()
+  define_flags()
+  app.run(main)

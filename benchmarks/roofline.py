@@ -8,16 +8,14 @@ peak (docs/performance.md):
   JAX_PLATFORMS=cpu python benchmarks/roofline.py
 """
 
-import argparse
-import os
-import sys
 import time
 
 import jax
 import jax.numpy as jnp
+from absl import app
+from absl import flags
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from reblur_jax import models  # noqa: E402  pylint: disable=wrong-import-position
+from reblur_jax import models
 
 CASES = {"forward720": (1, 720, 1280), "train128": (10, 128, 128)}
 
@@ -50,11 +48,14 @@ def peak_gflops(size: int, repeats: int) -> float:
   return 2 * size**3 / best / 1e9
 
 
-def main():
-  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  parser.add_argument("--matmul", type=int, default=2048)
-  parser.add_argument("--repeats", type=int, default=5)
-  args = parser.parse_args()
+def define_flags():
+  flags.DEFINE_integer("matmul", 2048, "Side of the square float32 matmul.", lower_bound=1)
+  flags.DEFINE_integer("repeats", 5, "Timed matmuls; the best counts.", lower_bound=1)
+
+
+def main(argv):
+  del argv
+  args = flags.FLAGS
   print(f"peak: {peak_gflops(args.matmul, args.repeats):.1f} GFLOP/s (float32 {args.matmul}^2 "
         f"matmul, best of {args.repeats}, {jax.devices()[0].device_kind})")
   print("| network | forward 1280x720 GFLOP | fwd+bwd 10x128x128 GFLOP |")
@@ -65,4 +66,5 @@ def main():
 
 
 if __name__ == "__main__":
-  main()
+  define_flags()
+  app.run(main)

@@ -90,7 +90,7 @@ def test_windows_reject_even_clip_length():
 def test_configs_at_each_clip_length():
   names = {c.name: c.clip_length for c in synthetic_blur.SyntheticBlur.BUILDER_CONFIGS}
   assert names == {"tiny": 3, "tiny_t7": 7, "train": 3, "train_t7": 7, "study": 3,
-                   "study_t7": 7}
+                   "study_t7": 7, "study_mixed": 3, "study_mixed_t7": 7}
 
 
 def test_test_split_can_move_faster_than_training():

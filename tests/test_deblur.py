@@ -325,6 +325,27 @@ def test_windows_of_a_stream_are_the_clips():
       np.testing.assert_array_equal(window, video.Clips(frames, size)[index]["blurry"])
 
 
+def test_a_cut_between_shots_ends_clips_like_the_ends_of_the_video():
+  rng = np.random.default_rng(0)
+  dark, bright = rng.integers(0, 60, (32, 32, 3)), rng.integers(180, 256, (32, 32, 3))
+  frames = np.stack([np.roll(dark, i, axis=1) for i in range(4)]  # Shot 1: frames 0-3.
+                    + [np.roll(bright, i, axis=1) for i in range(3)]).astype(np.uint8)
+  np.testing.assert_array_equal(video.shots(frames), [0, 0, 0, 0, 1, 1, 1])
+  expected = [[0, 0, 0, 1, 2], [0, 0, 1, 2, 3], [0, 1, 2, 3, 3], [1, 2, 3, 3, 3],
+              [4, 4, 4, 5, 6], [4, 4, 5, 6, 6], [4, 5, 6, 6, 6]]
+  for index, (clip, streamed) in enumerate(zip(
+      (video.Clips(frames, 5)[i]["blurry"] for i in range(len(frames))),
+      video.windows(iter(frames), 5), strict=True)):
+    np.testing.assert_array_equal(clip, frames[expected[index]])
+    np.testing.assert_array_equal(streamed, clip)
+
+
+def test_motion_within_a_shot_is_not_a_cut():
+  scene = np.random.default_rng(0).integers(0, 256, (64, 96, 3), dtype=np.uint8)
+  pan = np.stack([scene[:, shift:shift + 64] for shift in range(0, 32, 8)])
+  assert video.shots(pan).tolist() == [0, 0, 0, 0]
+
+
 def test_prefetch_keeps_order_and_raises_where_the_error_was():
   def items():
     yield from range(5)

@@ -5,7 +5,9 @@ checks as the `blurry_video` dataset (`reblur_jax.data.builders.frames`): an und
 `CorruptFrameError` naming it, frames of different sizes a `ValueError` naming the odd one.
 Clips are centred on each frame and padded at the ends of the video by repeating the first / last
 frame (replicate padding), exactly as the datasets' clips are (docs/data.md), so a network sees
-the same windows here as in evaluation.
+the same windows here as in evaluation. A cut between shots (`is_cut`) ends a clip the same way,
+as an unreadable frame ends one in the datasets: a multi-frame network given the other shot's
+frames pastes them into the frame it restores (docs/evaluation.md).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import os
 import queue
 import re
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TypeVar
 
 import imageio.v2 as imageio
@@ -150,21 +152,63 @@ def prefetch(items: Iterable[_T], size: int = 2) -> Iterator[_T]:
     yield item
 
 
+# Colour-histogram distance (`histogram_distance`) above which consecutive frames belong to
+# different shots. Measured on the real videos of docs/baselines.md, 3-frame exposures: at most
+# 0.14 within the shots of two of them, up to 0.55 within the street video's (a cyclist passing
+# close), 0.69-1.4 across its three cuts (docs/evaluation.md).
+CUT_DISTANCE = 0.6
+HISTOGRAM_BINS = 32
+
+
+def histogram_distance(a: np.ndarray, b: np.ndarray) -> float:
+  """L1 distance between the colour histograms of two `uint8 [H, W, 3]` frames, mean over the
+  channels, in [0, 2]: what motion does not change and a cut does."""
+  def histograms(frame):
+    pixels = frame[::4, ::4].reshape(-1, 3) // (256 // HISTOGRAM_BINS)
+    return np.stack([np.bincount(pixels[:, c], minlength=HISTOGRAM_BINS) for c in range(3)]
+                    ) / len(pixels)
+  return float(np.abs(histograms(a) - histograms(b)).sum(axis=1).mean())
+
+
+def is_cut(previous: np.ndarray, frame: np.ndarray) -> bool:
+  """Whether `frame` starts a new shot after `previous` (`CUT_DISTANCE`)."""
+  return histogram_distance(previous, frame) > CUT_DISTANCE
+
+
+def shots(frames: Sequence[np.ndarray]) -> np.ndarray:
+  """`int [N]`: the shot of each frame, counted from 0 (`is_cut`)."""
+  return np.cumsum([0] + [is_cut(a, b) for a, b in zip(frames[:-1], frames[1:])])
+
+
+def clip_indices(index: int, half: int, shot: Callable[[int], int], last: int) -> list[int]:
+  """The frames of the clip centred on `index`: `index - half` to `index + half`, each replaced
+  by the nearest frame of `index`'s shot (`shot(k)`) among frames 0 to `last`."""
+  indices = []
+  for k in range(index - half, index + half + 1):
+    k = min(max(k, 0), last)
+    while shot(k) != shot(index):
+      k += 1 if k < index else -1
+    indices.append(k)
+  return indices
+
+
 def windows(frames: Iterable[np.ndarray], size: int) -> Iterator[np.ndarray]:
   """`Clips(frames, size)[i]["blurry"]` for each i in order, from a stream: at most `size`
   frames are held at a time."""
   if size < 1 or size % 2 == 0:
     raise ValueError(f"the window must be odd and positive, got {size}.")
-  half, held, emitted, last = size // 2, {}, 0, -1
+  half, held, shot, emitted, last, previous = size // 2, {}, {}, 0, -1, (None, 0)
 
   def window(index):
-    return np.stack([held[min(max(k, 0), last)] for k in range(index - half, index + half + 1)])
+    return np.stack([held[k] for k in clip_indices(index, half, shot.__getitem__, last)])
 
   for last, frame in enumerate(frames):
-    held[last] = frame
+    shot[last] = previous[1] + (last > 0 and is_cut(previous[0], frame))
+    held[last], previous = frame, (frame, shot[last])
     if last - half >= emitted:
       yield window(emitted)
       held.pop(emitted - half, None)
+      shot.pop(emitted - half, None)
       emitted += 1
   while emitted <= last:
     yield window(emitted)
@@ -181,7 +225,7 @@ class Clips(Sequence):
   """The clip of `clip_length` frames centred on every frame, as dataset examples.
 
   `clips[i]` is `{"blurry": uint8 [T, H, W, 3], "sequence": name, "frame": i}`, replicate-padded
-  at the ends, built on access (the frames are stored once). It is a random-access source for
+  at the ends of the video and of its shots, built on access (the frames are stored once). It is a random-access source for
   `reblur_jax.data.pipeline` (the unlabeled set of test-time adaptation) and for inference.
   """
 
@@ -189,6 +233,7 @@ class Clips(Sequence):
     if clip_length < 1 or clip_length % 2 == 0:
       raise ValueError(f"clip_length must be odd and positive, got {clip_length}.")
     self.frames, self.clip_length, self.name = frames, clip_length, name
+    self.shots = shots(frames)
 
   def __len__(self) -> int:
     return len(self.frames)
@@ -197,8 +242,7 @@ class Clips(Sequence):
     if not -len(self) <= index < len(self):
       raise IndexError(f"clip {index} of a {len(self)}-frame video")
     index %= len(self)
-    half = self.clip_length // 2
-    window = np.clip(np.arange(index - half, index + half + 1), 0, len(self) - 1)
+    window = clip_indices(index, self.clip_length // 2, self.shots.__getitem__, len(self) - 1)
     return {"blurry": self.frames[window], "sequence": self.name, "frame": index}
 
 

@@ -121,6 +121,10 @@ def get_config() -> ml_collections.ConfigDict:
   config.eval_split = "test"
   config.data_dir = ""
   config.crop_size = 128  # Square training crops, pixels.
+  # Chance that a labeled training clip has a scene cut (frames from a random neighbour of the
+  # middle outwards from another crop window), so that a multi-frame network learns not to paste
+  # neighbours it cannot align into the middle frame (docs/baselines.md). 0 for flow training.
+  config.cut_probability = 0.0
   config.batch_size = 16  # Global batch (all devices, all hosts), labeled + unlabeled clips.
   # Fraction of each batch drawn from U. Both parts must divide by the device count.
   config.unlabeled_fraction = 0.5

@@ -99,6 +99,31 @@ def test_clip_length_keeps_the_middle_frames():
       pipeline.augment_clip(clip, np.random.default_rng(0), clip_length=bad)
 
 
+def test_a_cut_replaces_the_frames_from_a_neighbour_outwards_in_every_feature():
+  # Pixel value = row * 6 + column (0-35) + 40 * frame: each frame's crop window is readable.
+  grid = np.arange(36, dtype=np.uint8).reshape(6, 6)
+  clip = {key: np.stack([np.repeat((grid + 40 * t)[..., None], 3, -1) for t in range(5)])
+          for key in ("blurry", "sharp")}
+  cut_frames = set()
+  for seed in range(64):
+    out = pipeline.augment_clip(clip, np.random.default_rng(seed), crop_size=4, flips=False,
+                                cut_probability=1.0)
+    np.testing.assert_array_equal(out["sharp"], out["blurry"])  # Features stay consistent.
+    values = np.round(out["blurry"][:, 0, 0, 0] * 255).astype(int)
+    corners = values % 40
+    assert (values // 40 == np.arange(5)).all()  # Frames keep their time, only the place moves.
+    moved = tuple(int(t) for t in np.flatnonzero(corners != corners[2]))
+    # The cut runs from a neighbour of the middle frame to one end of the clip.
+    assert moved in {(), (0,), (0, 1), (3, 4), (4,)}  # () when the other window is the same.
+    cut_frames.add(moved)
+  assert cut_frames >= {(0,), (0, 1), (3, 4), (4,)}
+  unchanged = pipeline.augment_clip(clip, np.random.default_rng(0), crop_size=4, flips=False)
+  corners = np.round(unchanged["blurry"][:, 0, 0, 0] * 255).astype(int) % 40
+  assert len(set(corners)) == 1
+  with pytest.raises(ValueError, match="cut_probability needs a crop_size"):
+    pipeline.augment_clip(clip, np.random.default_rng(0), cut_probability=0.5)
+
+
 def test_crop_larger_than_frames_is_an_error():
   with pytest.raises(ValueError, match=r"crop_size \(32, 32\) is larger than the frames"):
     pipeline.augment_clip(_moving_clip(np.random.default_rng(0)), np.random.default_rng(0),

@@ -51,6 +51,7 @@ def create_train_dataset(
     crop_size: int | tuple[int, int] | None = None,
     clip_length: int | None = None,
     flips: bool = True,
+    cut_probability: float = 0.0,
     seed: int = 0,
     data_dir: str | None = None,
     labeled_split: str = "train",
@@ -77,6 +78,8 @@ def create_train_dataset(
       stored `T`); None keeps all.
     flips: random horizontal and vertical flips (each with probability 1/2); flows are mirrored
       and their component along the flipped axis negated.
+    cut_probability: the chance that a labeled clip has a scene cut (`augment_clip`); 0 for
+      flow training, whose flows would not describe the cut.
     seed: seeds shuffling and augmentation; same seed, same batches.
     data_dir: the TFDS data directory of named datasets (None: TFDS's default).
     labeled_split, unlabeled_split: which splits to read.
@@ -102,13 +105,16 @@ def create_train_dataset(
       "unlabeled": (unlabeled, unlabeled_batch_size, unlabeled_split),
   }
   crop = _pair(crop_size)
+  if not 0.0 <= cut_probability <= 1.0:
+    raise ValueError(f"cut_probability must be in [0, 1], got {cut_probability!r}.")
   groups = {}
   for number, (group, (source, batch_size, split)) in enumerate(specs.items()):
     local_batch = _local_batch_size(group, source, batch_size, process_count)
     if local_batch:
       augment = functools.partial(
           augment_clip, keys=None if group == "labeled" else ("blurry",), crop_size=crop,
-          clip_length=clip_length, flips=flips)
+          clip_length=clip_length, flips=flips,
+          cut_probability=cut_probability if group == "labeled" else 0.0)
       groups[group] = _batches(
           data_source(source, split, data_dir), augment, local_batch, group=group,
           seed=np.random.SeedSequence([seed, number, process_index]),
@@ -145,8 +151,15 @@ def _batches(examples: Sequence[Mapping[str, Any]], augment, batch_size: int, *,
 
 def augment_clip(example: Mapping[str, Any], rng: np.random.Generator, *,
                  keys: Sequence[str] | None = None, crop_size: int | tuple[int, int] | None = None,
-                 clip_length: int | None = None, flips: bool = True) -> dict[str, np.ndarray]:
+                 clip_length: int | None = None, flips: bool = True,
+                 cut_probability: float = 0.0) -> dict[str, np.ndarray]:
   """One clip, trimmed, cropped, flipped and converted; identical across frames and features.
+
+  With `cut_probability`, the clip has a scene cut: the frames from a random one of its
+  neighbours of the middle frame outwards (all features) come from another random crop window of
+  the clip. Real video cuts between shots and moves further between frames than a network can
+  align; without such clips a multi-frame network learns to trust every neighbour and pastes
+  what it sees there into the middle frame (docs/baselines.md). Needs `crop_size`.
 
   Args:
     example: a dataset example: frames as `uint8 [T, H, W, 3]` (or lists of `[H, W, 3]`), flows
@@ -156,6 +169,7 @@ def augment_clip(example: Mapping[str, Any], rng: np.random.Generator, *,
     crop_size: `(h, w)` (or one int for both) of the random crop, or None.
     clip_length: keep the middle `clip_length` frames, or None.
     flips: random horizontal / vertical flips.
+    cut_probability: the chance of a scene cut, in [0, 1].
 
   Returns:
     The kept features: images `float32 [T', h, w, 3]` in [0, 1], flows `float32 [T', h, w, 2]`
@@ -166,7 +180,13 @@ def augment_clip(example: Mapping[str, Any], rng: np.random.Generator, *,
   if clip_length is not None:
     clip = {k: _middle_frames(v, clip_length, k) if v.ndim == 4 else v for k, v in clip.items()}
   if crop_size is not None:
-    clip = _random_crop(clip, _pair(crop_size), rng)
+    cropped = _random_crop(clip, _pair(crop_size), rng)
+    if cut_probability and rng.random() < cut_probability:
+      cropped = _cut(cropped, _random_crop(clip, _pair(crop_size), rng), rng)
+    clip = cropped
+  elif cut_probability:
+    raise ValueError("cut_probability needs a crop_size: the frames after a cut come from "
+                     "another crop window of the clip.")
   if flips:
     for axis in (2, 1):  # Columns (horizontal flip), then rows (vertical flip).
       if rng.random() < 0.5:
@@ -194,6 +214,25 @@ def _random_crop(clip: dict[str, np.ndarray], crop_size: tuple[int, int],
                      "choose a smaller crop_size or a dataset with larger frames.")
   top, left = rng.integers(0, height - h + 1), rng.integers(0, width - w + 1)
   return {k: v[:, top:top + h, left:left + w] if v.ndim == 4 else v for k, v in clip.items()}
+
+
+def _cut(clip: dict[str, np.ndarray], other: dict[str, np.ndarray],
+         rng: np.random.Generator) -> dict[str, np.ndarray]:
+  """`clip` with the frames from a random neighbour of the middle outwards taken from `other`."""
+  length = next(v.shape[0] for v in clip.values() if v.ndim == 4)
+  middle = length // 2
+  if middle == 0:
+    return clip
+  distance = int(rng.integers(1, middle + 1))
+  frames = (slice(middle + distance, None) if rng.random() < 0.5
+            else slice(0, middle - distance + 1))
+  cut = {}
+  for key, value in clip.items():
+    if value.ndim == 4:
+      value = value.copy()
+      value[frames] = other[key][frames]
+    cut[key] = value
+  return cut
 
 
 def _flip(frames: np.ndarray, key: str, axis: int) -> np.ndarray:

@@ -48,8 +48,8 @@ endif
 	    --input=$(DEMO)/video/blurry.mp4 --output=$(DEMO)/video --overwrite
 
 # The thin networks committed in pretrained/ (FlowNetS, DVD and DeblurGAN on the embedded
-# synthetic set): FlowNetS 1500 steps, DVD 10000 steps on `study` then 3000 on `study_mixed`,
-# DeblurGAN 3000 steps; about 1.5 hours on 2 cores when run alone (pretrained/manifest.json
+# synthetic set): FlowNetS 1500 steps, DVD 10000 steps on `study` then 3000 on `study_mixed`
+# with scene cuts, DeblurGAN 3000 steps; about 1.5 hours on 2 cores when run alone (pretrained/manifest.json
 # records each run's wall time, taken beside other jobs). Retraining replaces the files.
 pretrained: setup
 	$(BIN)/python -m experiments.pretrained --workdir=runs/pretrained --output=pretrained

@@ -50,5 +50,8 @@ def get_config(variant: str = ""):
   config.unlabeled_split = "test"  # U: the blurry frames of the test videos, as in the paper.
   config.batch_size = 16
   config.crop_size = 128
+  # Scene cuts in the labeled clips, as configs/dvd_supervised.py trains DVD: fine-tuning keeps
+  # the network from pasting neighbours it cannot align into the frame.
+  config.cut_probability = 0.6
   default.apply_variant(config, variant, cpu_steps=200)
   return config

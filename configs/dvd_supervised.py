@@ -30,6 +30,10 @@ def get_config(variant: str = ""):
   config.train_mode = True
   config.batch_size = 16
   config.crop_size = 128
+  # A multi-frame network trained without cuts pastes neighbours it cannot align (other shots,
+  # fast motion) into the frame it restores and ends below its input on real video; 0.6 was
+  # chosen over 0.3 and 0 on validation and real footage (docs/baselines.md, runs E, F, G).
+  config.cut_probability = 0.6
   config.learning_rate = 1e-3  # From scratch; the paper's 1e-4 is for fine-tuning.
   default.apply_variant(config, variant, cpu_steps=2000)
   if variant == "cpu":

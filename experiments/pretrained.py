@@ -49,14 +49,18 @@ class Stage:
   lr_decay_epochs: tuple[float, ...] = ()
   learning_rate: float | None = None  # None: the config's.
   dataset: str | None = None  # The labeled and evaluation set; None: the config's.
+  cut_probability: float | None = None  # None: the config's.
 
 
 # name -> (the run's variables entry, its stages).
 NETWORKS = {
     "flownets": ("flow", (Stage(flownets_pretrain, 1500),)),
-    # `study`, then its broader training blur (mild and none, half in linear light), which keeps
-    # the network from sharpening mild real blur too much (docs/baselines.md, runs D and E).
-    "dvd": ("deblur", (Stage(dvd_supervised, 10000, lr_decay_epochs=(60.0, 80.0, 95.0)),
+    # `study`, then its broader training blur (mild and none, half in linear light) with scene
+    # cuts, which keep the network from sharpening mild real blur too much and from pasting
+    # neighbours it cannot align into the frame (docs/baselines.md, runs D, E and G). The first
+    # stage ran before cut augmentation existed.
+    "dvd": ("deblur", (Stage(dvd_supervised, 10000, lr_decay_epochs=(60.0, 80.0, 95.0),
+                             cut_probability=0.0),
                        Stage(dvd_supervised, 3000, lr_decay_epochs=(16.0, 24.0, 29.0),
                              learning_rate=1e-3, dataset="synthetic_blur/study_mixed_t7"))),
     "deblurgan": ("deblur", (Stage(deblurgan_supervised, 3000),)),
@@ -82,6 +86,8 @@ def config_for(name: str, stage: int = 0, workdir: str = "runs/pretrained"
     config.learning_rate = spec.learning_rate
   if spec.dataset is not None:
     config.labeled_dataset = config.eval_dataset = spec.dataset
+  if spec.cut_probability is not None:
+    config.cut_probability = spec.cut_probability
   if stage:
     config.init_checkpoint = os.path.join(run_dir(workdir, name, stage - 1), train.VARIABLES_DIR,
                                           entry)

@@ -331,6 +331,7 @@ def test_a_cut_between_shots_ends_clips_like_the_ends_of_the_video():
   frames = np.stack([np.roll(dark, i, axis=1) for i in range(4)]  # Shot 1: frames 0-3.
                     + [np.roll(bright, i, axis=1) for i in range(3)]).astype(np.uint8)
   np.testing.assert_array_equal(video.shots(frames), [0, 0, 0, 0, 1, 1, 1])
+  np.testing.assert_array_equal(video.shots(frames / np.float32(255)), [0, 0, 0, 0, 1, 1, 1])
   expected = [[0, 0, 0, 1, 2], [0, 0, 1, 2, 3], [0, 1, 2, 3, 3], [1, 2, 3, 3, 3],
               [4, 4, 4, 5, 6], [4, 4, 5, 6, 6], [4, 5, 6, 6, 6]]
   for index, (clip, streamed) in enumerate(zip(

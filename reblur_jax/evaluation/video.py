@@ -161,11 +161,11 @@ HISTOGRAM_BINS = 32
 
 
 def histogram_distance(a: np.ndarray, b: np.ndarray) -> float:
-  """L1 distance between the colour histograms of two `[H, W, 3]` frames (`uint8`, or float in
-  [0, 1]), mean over the channels, in [0, 2]: what motion does not change and a cut does."""
+  """L1 distance between the colour histograms of two `[H, W, 3]` frames (integers in [0, 255],
+  or floats in [0, 1]), mean over the channels, in [0, 2]: what motion does not change and a cut does."""
   def histograms(frame):
     pixels = np.asarray(frame[::4, ::4]).reshape(-1, 3)
-    if pixels.dtype != np.uint8:
+    if np.issubdtype(pixels.dtype, np.floating):
       pixels = np.clip(pixels * 256.0, 0, 255)
     bins = pixels.astype(np.int64) * HISTOGRAM_BINS // 256
     return np.stack([np.bincount(bins[:, c], minlength=HISTOGRAM_BINS) for c in range(3)]

@@ -18,7 +18,7 @@ import os
 import queue
 import re
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TypeVar
 
 import imageio.v2 as imageio
@@ -152,44 +152,46 @@ def prefetch(items: Iterable[_T], size: int = 2) -> Iterator[_T]:
     yield item
 
 
-# Colour-histogram distance (`histogram_distance`) above which consecutive frames belong to
-# different shots. Measured on the real videos of docs/baselines.md, 3-frame exposures: at most
-# 0.14 within the shots of two of them, up to 0.55 within the street video's (a cyclist passing
-# close), 0.69-1.4 across its three cuts (docs/evaluation.md).
+# Colour-histogram distance (`is_cut`) above which consecutive frames belong to different shots.
+# Measured on the real videos of docs/baselines.md, 3-frame exposures: at most 0.14 within the
+# shots of two of them, up to 0.55 within the street video's (a cyclist passing close), 0.69-1.4
+# across its three cuts (docs/evaluation.md).
 CUT_DISTANCE = 0.6
 HISTOGRAM_BINS = 32
 
 
-def histogram_distance(a: np.ndarray, b: np.ndarray) -> float:
-  """L1 distance between the colour histograms of two `[H, W, 3]` frames (integers in [0, 255],
-  or floats in [0, 1]), mean over the channels, in [0, 2]: what motion does not change and a cut does."""
-  def histograms(frame):
-    pixels = np.asarray(frame[::4, ::4]).reshape(-1, 3)
-    if np.issubdtype(pixels.dtype, np.floating):
-      pixels = np.clip(pixels * 256.0, 0, 255)
-    bins = pixels.astype(np.int64) * HISTOGRAM_BINS // 256
-    return np.stack([np.bincount(bins[:, c], minlength=HISTOGRAM_BINS) for c in range(3)]
-                    ) / len(pixels)
-  return float(np.abs(histograms(a) - histograms(b)).sum(axis=1).mean())
+def colour_histograms(frame: np.ndarray) -> np.ndarray:
+  """`float [3, HISTOGRAM_BINS]`: each channel's histogram (summing to 1) of an `[H, W, 3]` frame
+  (integers in [0, 255], or floats in [0, 1]), from every 4th pixel of every 4th row."""
+  pixels = np.asarray(frame[::4, ::4]).reshape(-1, 3)
+  if np.issubdtype(pixels.dtype, np.floating):
+    pixels = np.clip(pixels * 256.0, 0, 255)
+  bins = pixels.astype(np.int64) * HISTOGRAM_BINS // 256
+  return np.stack([np.bincount(bins[:, c], minlength=HISTOGRAM_BINS) for c in range(3)]
+                  ) / len(pixels)
 
 
-def is_cut(previous: np.ndarray, frame: np.ndarray) -> bool:
-  """Whether `frame` starts a new shot after `previous` (`CUT_DISTANCE`)."""
-  return histogram_distance(previous, frame) > CUT_DISTANCE
+def is_cut(previous: np.ndarray, current: np.ndarray) -> bool:
+  """Whether a frame starts a new shot, from its `colour_histograms` and the previous frame's: their
+  L1 distance, mean over the channels (in [0, 2]; what motion does not change and a cut does),
+  exceeds `CUT_DISTANCE`."""
+  return float(np.abs(previous - current).sum(axis=1).mean()) > CUT_DISTANCE
 
 
 def shots(frames: Sequence[np.ndarray]) -> np.ndarray:
   """`int [N]`: the shot of each frame, counted from 0 (`is_cut`)."""
-  return np.cumsum([0] + [is_cut(a, b) for a, b in zip(frames[:-1], frames[1:])])
+  histograms = [colour_histograms(frame) for frame in frames]
+  return np.cumsum([0] + [is_cut(a, b) for a, b in zip(histograms[:-1], histograms[1:])])
 
 
-def clip_indices(index: int, half: int, shot: Callable[[int], int], last: int) -> list[int]:
+def clip_indices(index: int, half: int, shots_of: Sequence[int] | Mapping[int, int],
+                 last: int) -> list[int]:
   """The frames of the clip centred on `index`: `index - half` to `index + half`, each replaced
-  by the nearest frame of `index`'s shot (`shot(k)`) among frames 0 to `last`."""
+  by the nearest frame of `index`'s shot (`shots_of[k]`) among frames 0 to `last`."""
   indices = []
   for k in range(index - half, index + half + 1):
     k = min(max(k, 0), last)
-    while shot(k) != shot(index):
+    while shots_of[k] != shots_of[index]:
       k += 1 if k < index else -1
     indices.append(k)
   return indices
@@ -197,17 +199,21 @@ def clip_indices(index: int, half: int, shot: Callable[[int], int], last: int) -
 
 def windows(frames: Iterable[np.ndarray], size: int) -> Iterator[np.ndarray]:
   """`Clips(frames, size)[i]["blurry"]` for each i in order, from a stream: at most `size`
-  frames are held at a time."""
+  frames are held at a time, and each frame's histograms are computed once."""
   if size < 1 or size % 2 == 0:
     raise ValueError(f"the window must be odd and positive, got {size}.")
-  half, held, shot, emitted, last, previous = size // 2, {}, {}, 0, -1, (None, 0)
+  half, held, shot, emitted, last = size // 2, {}, {}, 0, -1
+  current, previous = 0, None  # The newest frame's shot and histograms.
 
   def window(index):
-    return np.stack([held[k] for k in clip_indices(index, half, shot.__getitem__, last)])
+    return np.stack([held[k] for k in clip_indices(index, half, shot, last)])
 
   for last, frame in enumerate(frames):
-    shot[last] = previous[1] + (last > 0 and is_cut(previous[0], frame))
-    held[last], previous = frame, (frame, shot[last])
+    if half:  # A 1-frame window has no neighbours to keep within the shot.
+      histograms = colour_histograms(frame)
+      current += previous is not None and is_cut(previous, histograms)
+      previous = histograms
+    held[last], shot[last] = frame, current
     if last - half >= emitted:
       yield window(emitted)
       held.pop(emitted - half, None)
@@ -228,8 +234,9 @@ class Clips(Sequence):
   """The clip of `clip_length` frames centred on every frame, as dataset examples.
 
   `clips[i]` is `{"blurry": uint8 [T, H, W, 3], "sequence": name, "frame": i}`, replicate-padded
-  at the ends of the video and of its shots, built on access (the frames are stored once). It is a random-access source for
-  `reblur_jax.data.pipeline` (the unlabeled set of test-time adaptation) and for inference.
+  at the ends of the video and of its shots, built on access (the frames are stored once). It is
+  a random-access source for `reblur_jax.data.pipeline` (the unlabeled set of test-time
+  adaptation) and for inference.
   """
 
   def __init__(self, frames: np.ndarray, clip_length: int, name: str = "input"):
@@ -245,7 +252,7 @@ class Clips(Sequence):
     if not -len(self) <= index < len(self):
       raise IndexError(f"clip {index} of a {len(self)}-frame video")
     index %= len(self)
-    window = clip_indices(index, self.clip_length // 2, self.shots.__getitem__, len(self) - 1)
+    window = clip_indices(index, self.clip_length // 2, self.shots, len(self) - 1)
     return {"blurry": self.frames[window], "sequence": self.name, "frame": index}
 
 

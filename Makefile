@@ -21,27 +21,24 @@ $(STAMP): requirements.txt requirements-test.txt pyproject.toml
 test: setup
 	$(TEST_ENV) $(BIN)/pytest $(PYTEST_ARGS) tests
 
-# The main job at laptop scale (configs' `:cpu` variants): DVD-Reblur fine-tuned from the thin
-# networks shipped in pretrained/ (`make pretrained` made them), the before/after evaluation
+# The main job at laptop scale (configs' `:cpu` variants): DVD-Reblur fine-tuned from the thin DVD
+# shipped in pretrained/ (`make pretrained` made it; the reblur loss's flows are TV-L1 on the blurry
+# frames, so no FlowNetS is needed), the before/after evaluation
 # (runs/demo/dvd_reblur/eval/report.md and grid_*.png) and one whole test video deblurred by the
 # deblur command (runs/demo/video/blurry.mp4 -> blurry_deblurred.mp4). `make demo FROM_SCRATCH=1`
-# first trains FlowNetS and the DVD baseline itself (shorter runs than pretrained/'s). Rerunning
-# resumes.
+# first trains the DVD baseline itself (a shorter run than pretrained/'s). Rerunning resumes.
 DEMO := runs/demo
 ifdef FROM_SCRATCH
 DEMO_DVD := $(DEMO)/dvd_supervised/variables/deblur
-DEMO_FLOW := $(DEMO)/flownets/variables/flow
 else
 DEMO_DVD := pretrained/dvd
-DEMO_FLOW := pretrained/flownets
 endif
 demo: setup
 ifdef FROM_SCRATCH
-	$(BIN)/python train.py --config=configs/flownets_pretrain.py:cpu --workdir=$(DEMO)/flownets
 	$(BIN)/python train.py --config=configs/dvd_supervised.py:cpu --workdir=$(DEMO)/dvd_supervised
 endif
 	$(BIN)/python train.py --config=configs/dvd_reblur.py:cpu --workdir=$(DEMO)/dvd_reblur \
-	    --config.init_checkpoint=$(DEMO_DVD) --config.flow_init_checkpoint=$(DEMO_FLOW)
+	    --config.init_checkpoint=$(DEMO_DVD)
 	$(BIN)/python evaluate.py --workdir=$(DEMO)/dvd_reblur
 	$(BIN)/python -m experiments.render_video --output=$(DEMO)/video
 	$(BIN)/python -m reblur_jax.deblur --checkpoint=$(DEMO)/dvd_reblur \

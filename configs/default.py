@@ -93,6 +93,10 @@ def get_config() -> ml_collections.ConfigDict:
   # How L_U's gradient meets the flows: "through" FlowNetS into d (the paper), or "stop" (the
   # flows of the restored frames are constants; d is pulled only through the frame it blurs).
   config.flow_gradient = "through"
+  # Where L_U's flows come from: "flownets" (FlowNetS on the restored frames t-1, t, t+1, the
+  # paper) or "tvl1" (scikit-image's TV-L1 on the blurry frames, once per unlabeled clip, then
+  # fixed; no FlowNetS: docs/signal_diagnostic.md, reblur_jax.data.estimated_flows).
+  config.flow_source = "flownets"
   # Dtype the networks compute in: "float32", or "bfloat16" for mixed precision (the GPU/TPU
   # convention: parameters, optimiser state, losses and checkpoints stay float32).
   config.compute_dtype = "float32"

@@ -74,7 +74,7 @@ def run_video(run, module, variables, flow, blurry, sharp, args) -> dict:
   config = adapt.adaptation_config(
       run.config, steps=args.steps, frame_size=blurry.shape[1:3],
       learning_rate=args.learning_rate, batch_size=args.batch_size,
-      flow_gradient=args.flow_gradient)
+      flow_gradient=args.flow_gradient, flow_source=args.flow_source)
   safeguards = safeguards_lib.Safeguards(
       holdout_every=args.holdout_every, max_held_out=args.max_held_out,
       eval_every=args.eval_every, patience=args.patience, margin=args.margin,
@@ -104,7 +104,8 @@ def main(argv: Sequence[str]) -> None:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   args = flags.FLAGS
   run = networks.restore(args.checkpoint)
-  if run.flow_network is None:
+  if run.flow_network is None and (args.flow_source or run.config.get(
+      "flow_source", "flownets")) == "flownets":
     if not args.flow_checkpoint:
       raise app.UsageError(f"{args.checkpoint} has no FlowNetS: pass --flow_checkpoint.")
     run.use_flow(args.flow_checkpoint)
@@ -134,7 +135,7 @@ def main(argv: Sequence[str]) -> None:
 
 
 FLAG_NAMES = ("checkpoint", "dataset", "split", "videos", "steps", "learning_rate", "batch_size",
-              "flow_gradient", "holdout_every", "max_held_out", "eval_every", "patience",
+              "flow_gradient", "flow_source", "holdout_every", "max_held_out", "eval_every", "patience",
               "margin", "min_reblur_psnr", "anchor", "sharpness_tolerance", "max_side",
               "max_frames", "average")
 
@@ -156,6 +157,8 @@ def _define_flags() -> None:
   flags.DEFINE_integer("batch_size", None, "Clips per step (default: the run's).")
   flags.DEFINE_enum("flow_gradient", adapt.FLOW_GRADIENT, ["through", "stop"],
                     "FlowNetS in the reblur loss.")
+  flags.DEFINE_enum("flow_source", None, ["flownets", "tvl1"],
+                    "Flows of the reblur loss (default: the checkpoint config's flow_source).")
   flags.DEFINE_integer("holdout_every", defaults.holdout_every, "Safeguards.holdout_every.")
   flags.DEFINE_integer("max_held_out", defaults.max_held_out, "Safeguards.max_held_out.")
   flags.DEFINE_integer("eval_every", defaults.eval_every, "Safeguards.eval_every.")

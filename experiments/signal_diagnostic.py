@@ -1,9 +1,13 @@
 r"""Where is the reblur signal lost? The latent-image experiment of issue 12.
 
   python -m experiments.signal_diagnostic --flow_checkpoint=runs/demo/flownets
+  python -m experiments.signal_diagnostic --start_checkpoint=runs/demo/dvd_reblur \
+      --rows=true,true_model,tvl1 --output=docs/signal_from_network.md
 
 No network is trained. For held-out synthetic frames (the test photos, seeds no data set uses),
-the sharp frame `x` itself is optimised with Adam, starting from the blurry frame, to minimise the
+the sharp frame `x` itself is optimised with Adam, starting from the blurry frame (or, with
+`--start_checkpoint`, from what a trained deblur network restores: how much signal is left once
+a network has deblurred), to minimise the
 self-supervised loss `MSE(reblur(x, flow_prev, flow_next, tau), blurry)`, and its PSNR against the
 true sharp frame is read after fixed numbers of steps. If the blur model with some flows and `tau`
 carries deblurring signal, PSNR rises above the blurry input's; the rows differ in one link each:
@@ -34,8 +38,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-import skimage.color
-import skimage.registration
 from absl import app
 from absl import flags
 
@@ -43,8 +45,10 @@ from reblur_jax import blur
 from reblur_jax import checkpoint
 from reblur_jax import metrics
 from reblur_jax import models
+from reblur_jax.data import estimated_flows
 from reblur_jax.data import synthetic
 from reblur_jax.data.builders import synthetic_blur
+from reblur_jax.evaluation import networks
 
 # Seeds of held-out sequences: past every test sequence the synthetic data sets render.
 FIRST_SEED = synthetic_blur.TEST_SEED_OFFSET + 200
@@ -96,7 +100,8 @@ class Frames:
   """The frames to restore and what each experiment needs of them, float32 in [0, 1].
 
   `blurry`, `sharp` `[N, H, W, 3]`; `blurry_prev`, `blurry_next` the blurry neighbours; true
-  `flow_prev`, `flow_next` `[N, H, W, 2]`; `model_holds` `[N, H, W]` bool; `tau` of the data.
+  `flow_prev`, `flow_next` `[N, H, W, 2]`; `model_holds` `[N, H, W]` bool; `tau` of the data;
+  `start` `[N, H, W, 3]`, where the optimisation starts (None: the blurry frames).
   """
   blurry: np.ndarray
   sharp: np.ndarray
@@ -106,11 +111,17 @@ class Frames:
   flow_next: np.ndarray
   model_holds: np.ndarray
   tau: float
+  start: np.ndarray | None = None
 
 
 def render_frames(*, sequences: int, frames_per_sequence: int, size: int, max_speed: float,
-                  first_seed: int = FIRST_SEED) -> Frames:
-  """Held-out test-split frames: the `frames_per_sequence` inner frames of `sequences` videos."""
+                  first_seed: int = FIRST_SEED,
+                  restore: Callable[[np.ndarray], np.ndarray] | None = None) -> Frames:
+  """Held-out test-split frames: the `frames_per_sequence` inner frames of `sequences` videos.
+
+  `restore` (`uint8 [T, H, W, 3]` video -> its restored frames, `uint8`) sets `Frames.start` to
+  what it restores of each rendered video (replicate-padded at the ends of the rendered frames).
+  """
   parts = []
   for seed in range(first_seed, first_seed + sequences):
     video = synthetic.render_sequence(
@@ -123,6 +134,8 @@ def render_frames(*, sequences: int, frames_per_sequence: int, size: int, max_sp
         blurry_prev=blurry[:-2], blurry_next=blurry[2:], flow_prev=video["flow_prev"][inner],
         flow_next=video["flow_next"][inner], model_holds=~video["boundary"][inner],
         tau=video["tau"]))
+    if restore is not None:
+      parts[-1]["start"] = restore(video["blurry"])[inner].astype(np.float32) / 255.0
   stacked = {key: np.concatenate([p[key] for p in parts]) for key in parts[0] if key != "tau"}
   return Frames(tau=parts[0]["tau"], **stacked)
 
@@ -164,18 +177,6 @@ def load_flownet(path: str) -> tuple[FlowFn, str]:
   return flownet_fn(module, jax.device_put(variables)), f"{model}, {trained}"
 
 
-def tvl1_flow(first: np.ndarray, second: np.ndarray) -> np.ndarray:
-  """TV-L1 flow of `[H, W, 3]` frames in the project's convention: `first(p) ~= second(p +
-  flow(p))`, channels (x, y).
-
-  `optical_flow_tvl1(reference, moving)` returns `(v_row, v_col)` with `reference(p) ~=
-  moving(p + v)`: the reference is `first`, and the channels are swapped.
-  """
-  v_row, v_col = skimage.registration.optical_flow_tvl1(skimage.color.rgb2gray(first),
-                                                        skimage.color.rgb2gray(second))
-  return np.stack([v_col, v_row], axis=-1).astype(np.float32)
-
-
 def fixed_flows(frames: Frames, source: str, flow_fn: FlowFn | None = None
                 ) -> tuple[np.ndarray, np.ndarray]:
   """`(flow_prev, flow_next)` `[N, H, W, 2]` of a fixed source: "true", "flownet" or "tvl1"."""
@@ -187,8 +188,9 @@ def fixed_flows(frames: Frames, source: str, flow_fn: FlowFn | None = None
     flow_prev, flow_next = np.split(np.asarray(flows), 2)
     return flow_prev, flow_next
   if source == "tvl1":
-    return (np.stack([tvl1_flow(p, b) for p, b in zip(frames.blurry_prev, frames.blurry)]),
-            np.stack([tvl1_flow(n, b) for n, b in zip(frames.blurry_next, frames.blurry)]))
+    tvl1 = estimated_flows.tvl1
+    return (np.stack([tvl1(p, b) for p, b in zip(frames.blurry_prev, frames.blurry)]),
+            np.stack([tvl1(n, b) for n, b in zip(frames.blurry_next, frames.blurry)]))
   raise ValueError(f"unknown fixed flow source {source!r}.")
 
 
@@ -266,7 +268,7 @@ def run_row(row: Row, frames: Frames, *, steps: Sequence[int], learning_rate: fl
     return float(jnp.mean(metrics.psnr(jnp.clip(x, 0.0, 1.0), jnp.asarray(frames.sharp))))
 
   start = time.perf_counter()
-  x = blurry
+  x = blurry if frames.start is None else jnp.asarray(frames.start)
   opt_state = optimizer.init(x)
   psnr = {0: score(x)} if 0 in steps else {}
   loss_start, flows_start = evaluate(x)
@@ -304,8 +306,9 @@ def _epe_cell(epe) -> str:
 
 
 def markdown(rows: Sequence[Row], results: dict, frames: Frames, *, steps: Sequence[int],
-             command: str, flow_model: str | None, setup: str) -> str:
-  """The report: setup, the table, the command."""
+             command: str, flow_model: str | None, setup: str,
+             start: str = "the blurry frame") -> str:
+  """The report: setup, the table, the command; `start` says what `x` starts from."""
   steps = sorted(steps)
   speed = np.linalg.norm(np.concatenate([frames.flow_prev, frames.flow_next]), axis=-1)
   header = ["flows used by the blur model", "tau", "EPE prev / next (px)", "L_U x 1e4"]
@@ -323,10 +326,10 @@ def markdown(rows: Sequence[Row], results: dict, frames: Frames, *, steps: Seque
       "# Signal diagnostic: where the reblur signal is lost",
       "",
       "The latent-image experiment of issue 12 (`experiments/signal_diagnostic.py`): the sharp "
-      "frame `x` is optimised directly with Adam, starting from the blurry frame, to minimise "
+      f"frame `x` is optimised directly with Adam, starting from {start}, to minimise "
       "`MSE(reblur(x, flow_prev, flow_next, tau), blurry)` (`reblur_jax.blur.reblur`, `conv`, "
       "R = 16); the table gives its PSNR (dB, whole frame, mean over frames) against the true "
-      "sharp frame after each number of steps (step 0: the blurry input; bold: the row's best). "
+      f"sharp frame after each number of steps (step 0: {start}; bold: the row's best). "
       "No network is trained, so each row isolates one link of the self-supervised loss.",
       "",
       setup,
@@ -402,8 +405,17 @@ def main(argv):
     except (FileNotFoundError, checkpoint.ModelMismatchError) as e:
       _fail(str(e))
     flow_model = f"{flow_model} from `{flags.FLAGS.flow_checkpoint}`"
+  restore, start = None, "the blurry frame"
+  if flags.FLAGS.start_checkpoint:
+    try:
+      network = networks.restore(flags.FLAGS.start_checkpoint)
+    except (OSError, ValueError) as e:  # No run there, or one that does not restore.
+      _fail(str(e).splitlines()[0])
+    restore = network.deblur
+    start = (f"what {network.model} of `{flags.FLAGS.start_checkpoint}` (step {network.step}) "
+             "restores of the blurry frames")
   frames = render_frames(sequences=flags.FLAGS.sequences, frames_per_sequence=flags.FLAGS.frames,
-                         size=flags.FLAGS.size, max_speed=flags.FLAGS.max_speed)
+                         size=flags.FLAGS.size, max_speed=flags.FLAGS.max_speed, restore=restore)
   last_seed = FIRST_SEED + flags.FLAGS.sequences - 1
   args = flags.FLAGS
   setup = (f"Frames: {len(frames.blurry)}, {args.frames} from each of {args.sequences} "
@@ -415,7 +427,7 @@ def main(argv):
                 log=lambda line: print(line, flush=True))
   command = "python -m experiments.signal_diagnostic " + " ".join(sys.argv[1:])
   report = markdown(rows, results, frames, steps=steps, command=command.strip(),
-                    flow_model=flow_model, setup=setup)
+                    flow_model=flow_model, setup=setup, start=start)
   print(report)
   os.makedirs(os.path.dirname(os.path.abspath(flags.FLAGS.output)), exist_ok=True)
   with open(flags.FLAGS.output, "w") as f:
@@ -428,6 +440,9 @@ def _define_flags() -> None:
   flags.DEFINE_string(
       "flow_checkpoint", None, "FlowNetS for the FlowNetS rows: a training workdir (e.g. of "
       "configs/flownets_pretrain.py) or a variables directory.")
+  flags.DEFINE_string(
+      "start_checkpoint", None, "A deblur training workdir: x starts from what its network "
+      "restores of the blurry frames (each rendered video deblurred whole) instead of from them.")
   flags.DEFINE_list("rows", [row.key for row in ROWS], "Rows to run, of: "
                     + ", ".join(row.key for row in ROWS) + ".")
   flags.DEFINE_list("steps", ["0", "10", "30", "100", "200", "400"],

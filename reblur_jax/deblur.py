@@ -8,8 +8,9 @@ after the input frames, `000000.png`... for a video) and, for a video input,
   python -m reblur_jax.deblur --checkpoint=runs/dvd_reblur --input=shaky.mp4 --output=out/
 
 --adapt_steps=N first fine-tunes the network on this very video with the self-supervised reblur
-loss of training (the paper's fine-tuning on a group of test images, Table 4), then deblurs it; it needs a
-FlowNetS: the checkpoint's own if its run had one, else --flow_checkpoint. Labeled clips can be
+loss of training (the paper's fine-tuning on a group of test images, Table 4), then deblurs it.
+Its flows come from --adapt_flows: FlowNetS on the restored frames (the checkpoint's own if its
+run had one, else --flow_checkpoint), or TV-L1 on the blurry frames. Labeled clips can be
 mixed in with --labeled_dataset. Safeguards that need no ground truth are on by default
 (--adapt_safe): some frames are held out, the weights with the lowest reblur error on them are
 kept, and the starting weights are returned when adapting does not lower it by --adapt_margin or
@@ -46,13 +47,15 @@ def deblur_video(checkpoint: str, input_path: str, output: str, *, overwrite: bo
                  labeled_dataset: str | None = None, data_dir: str | None = None,
                  tile: int | None = None, adapt_safe: bool = True,
                  adapt_safeguards: Mapping[str, Any] | None = None,
-                 adapt_flow_gradient: str | None = None) -> dict[str, list[str]]:
+                 adapt_flow_gradient: str | None = None,
+                 adapt_flows: str | None = None) -> dict[str, list[str]]:
   """Deblurs the video at `input_path` into `output` (module docstring); returns what it wrote.
 
   Every input is checked before any network runs. `adapt_learning_rate` None is the paper's
   fine-tuning rate, `adapt.LEARNING_RATE`. `adapt_safe` adapts with `safeguards.Safeguards`,
   its defaults replaced by `adapt_safeguards` (`{field: value}`); False adapts to every frame for
-  all steps. `adapt_flow_gradient` None is `adapt.FLOW_GRADIENT`. With `adapt_steps`, the
+  all steps. `adapt_flow_gradient` None is `adapt.FLOW_GRADIENT`, `adapt_flows` None the
+  checkpoint config's `flow_source`. With `adapt_steps`, the
   result's `"adaptation"` is one line saying what the safeguards decided.
 
   Raises:
@@ -74,7 +77,7 @@ def deblur_video(checkpoint: str, input_path: str, output: str, *, overwrite: bo
   adapt_flow_gradient = adapt_flow_gradient or adapt_lib.FLOW_GRADIENT
   check_arguments(output=output, adapt_steps=adapt_steps, adapt_learning_rate=adapt_learning_rate,
                   adapt_batch_size=adapt_batch_size, tile=tile,
-                  adapt_flow_gradient=adapt_flow_gradient)
+                  adapt_flow_gradient=adapt_flow_gradient, adapt_flows=adapt_flows)
   safeguards = (safeguards_lib.Safeguards(**(adapt_safeguards or {})) if adapt_safe else None)
   if safeguards is not None:
     safeguards_lib.check(safeguards)
@@ -90,17 +93,20 @@ def deblur_video(checkpoint: str, input_path: str, output: str, *, overwrite: bo
   video.check_output(output, source, video_name=video_name, overwrite=overwrite)
   if adapt_steps:  # Adaptation samples clips of the whole video at random: it is read whole.
     clip = video.read(input_path)
-    if restored.flow_network is None:
+    adapt_flows = adapt_flows or config.get("flow_source", "flownets")
+    if adapt_flows == "flownets" and restored.flow_network is None:
       if not flow_checkpoint:
         raise FileNotFoundError(
             "--adapt_steps needs a FlowNetS for the reblur loss, and the checkpoint's run had "
             "none (it was trained without unlabeled clips). Pass --flow_checkpoint=<a flow "
-            "training workdir, e.g. of configs/flownets_pretrain.py, or a variables directory>.")
+            "training workdir, e.g. of configs/flownets_pretrain.py, or a variables directory>, "
+            "or --adapt_flows=tvl1.")
       restored.use_flow(flow_checkpoint)
     config = adapt_lib.adaptation_config(
         restored.config, steps=adapt_steps, frame_size=clip.frames.shape[1:3],
         learning_rate=adapt_learning_rate, batch_size=adapt_batch_size,
-        labeled_dataset=labeled_dataset, data_dir=data_dir, flow_gradient=adapt_flow_gradient)
+        labeled_dataset=labeled_dataset, data_dir=data_dir, flow_gradient=adapt_flow_gradient,
+        flow_source=adapt_flows)
     clips = video.Clips(clip.frames, adapt_lib.clip_length(config))
     adaptation = adapt_lib.adapt(
         config, {"deblur": restored.deblur_variables, "flow": restored.flow_variables}, clips,
@@ -127,9 +133,13 @@ def deblur_video(checkpoint: str, input_path: str, output: str, *, overwrite: bo
 
 def check_arguments(*, output: str, adapt_steps: int, adapt_learning_rate: float,
                     adapt_batch_size: int | None, tile: int | None,
-                    adapt_flow_gradient: str | None = None) -> None:
+                    adapt_flow_gradient: str | None = None, adapt_flows: str | None = None
+                    ) -> None:
   """The command's flags, before anything is read."""
-  from reblur_jax.training import validation  # pylint: disable=g-import-not-at-top
+  # pylint: disable=g-import-not-at-top
+  from reblur_jax.data import estimated_flows
+  from reblur_jax.training import validation
+  # pylint: enable=g-import-not-at-top
   if os.path.exists(output) and not os.path.isdir(output):
     raise validation.ConfigError(f"--output={output} is a file: expected a folder (new or "
                                  "existing) for the frames; pass another path.")
@@ -139,7 +149,9 @@ def check_arguments(*, output: str, adapt_steps: int, adapt_learning_rate: float
              or adapt_batch_size >= 1, "a clip count >= 1"),
             ("--tile", tile, tile is None or tile >= 0, "a tile side >= 0 (0: whole frames)"),
             ("--adapt_flow_gradient", adapt_flow_gradient, adapt_flow_gradient in
-             (None, *validation.FLOW_GRADIENTS), f"one of {validation.FLOW_GRADIENTS}")]
+             (None, *validation.FLOW_GRADIENTS), f"one of {validation.FLOW_GRADIENTS}"),
+            ("--adapt_flows", adapt_flows, adapt_flows in (None, *estimated_flows.SOURCES),
+             f"one of {estimated_flows.SOURCES}")]
   for flag, value, ok, expected in checks:
     if not ok:
       raise validation.ConfigError(f"{flag}={value}: expected {expected}; pass a value in range.")
@@ -167,6 +179,10 @@ def _define_flags() -> None:
   flags.DEFINE_string("adapt_flow_gradient", None, "FlowNetS in the reblur loss while "
                       "adapting: 'through' or 'stop' (its flows treated as constants; the "
                       "default).")
+  flags.DEFINE_string("adapt_flows", None, "Flows of the reblur loss while adapting: "
+                      "'flownets' (FlowNetS on the restored frames) or 'tvl1' (TV-L1 on the "
+                      "blurry frames, fixed; no FlowNetS needed). Default: the checkpoint "
+                      "config's flow_source.")
   flags.DEFINE_bool("adapt_safe", True, "Adapt with the safeguards below (no ground truth "
                     "needed); --noadapt_safe adapts to every frame for all steps.")
   help_texts = {
@@ -206,6 +222,7 @@ def main(argv: Sequence[str]) -> None:
         adapt_batch_size=args.adapt_batch_size, flow_checkpoint=args.flow_checkpoint,
         labeled_dataset=args.labeled_dataset, data_dir=args.data_dir, tile=args.tile,
         adapt_safe=args.adapt_safe, adapt_flow_gradient=args.adapt_flow_gradient,
+        adapt_flows=args.adapt_flows,
         adapt_safeguards={field.name: args[f"adapt_{field.name}"].value
                           for field in dataclasses.fields(safeguards_lib.Safeguards)})
   # The messages say what to fix: bad input, a diverged adaptation, frames too large to fit.

@@ -179,6 +179,26 @@ def test_adapting_without_a_flow_network_asks_for_one(tiny_run, inputs, network,
     _without_flow(restored).reblur(inputs["frames"])
 
 
+def test_adapting_with_tvl1_flows_needs_no_flow_network(tiny_run, inputs, network, tmp_path,
+                                                        monkeypatch):
+  _, restored, _ = network
+  monkeypatch.setattr(networks, "restore", lambda path: _without_flow(restored))
+  adapted, real_adapt = [], adapt.adapt
+  monkeypatch.setattr(adapt, "adapt", lambda *a, **k: adapted.append(real_adapt(*a, **k))
+                      or adapted[-1])
+  paths = deblur.deblur_video(tiny_run.workdir, inputs["folder"], str(tmp_path), adapt_steps=2,
+                              adapt_batch_size=2, adapt_flows="tvl1",
+                              adapt_safeguards={"min_reblur_psnr": 0.0})
+  (_, history, decision, held_out), = adapted
+  # The reblur loss ran on fixed flows, and the held-out frames were measured with them.
+  assert [h["step"] for h in history] == [1, 2] and history[-1]["loss_reblur"] > 0
+  assert held_out[0]["step"] == 0 and held_out[0]["loss_reblur"] > 0
+  assert paths["adaptation"] == [f"Adaptation {decision.describe()}."]
+  with pytest.raises(ValueError, match="--adapt_flows=raft: expected one of"):
+    deblur.deblur_video(tiny_run.workdir, inputs["folder"], str(tmp_path), adapt_steps=2,
+                        adapt_flows="raft")
+
+
 def test_flow_network_from_another_run_or_a_variables_directory(tiny_run, network):
   _, restored, _ = network
   expected = restored.variables("flow")

@@ -52,6 +52,16 @@ def test_true_flows_with_matched_tau_deblur_and_tau_1_does_not(frames):
   assert paper[30] < matched[30]
 
 
+def test_x_can_start_from_a_network_s_output():
+  grey = lambda video: np.full_like(video, 128)  # A "network" whose output is recognisable.
+  frames = diagnostic.render_frames(sequences=1, frames_per_sequence=1, size=48, max_speed=12.0,
+                                    restore=grey)
+  np.testing.assert_allclose(frames.start, 128 / 255)
+  psnr = diagnostic.run_row(ROWS["true"], frames, steps=[0, 1], learning_rate=1e-3)["psnr"]
+  assert psnr[0] == pytest.approx(float(np.mean(metrics.psnr(frames.start, frames.sharp))),
+                                  abs=1e-4)
+
+
 def test_tvl1_flow_follows_the_project_convention(frames):
   """TV-L1's (row, col) flow, swapped to (x, y), is close to the true flow; its negation or the
   unswapped order is not."""

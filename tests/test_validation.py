@@ -18,6 +18,8 @@ from reblur_jax import deblur
 from reblur_jax import models
 from reblur_jax.data import prepare
 from reblur_jax.evaluation import scoring
+from reblur_jax.training import state
+from reblur_jax.training import train
 from reblur_jax.training import validation
 
 from conftest import REPO, subprocess_env
@@ -57,6 +59,10 @@ CONFIG_ERRORS = [
     ({"blur_model": "gauss"}, r"config.blur_model='gauss': expected one of \('conv', 'warp'\)"),
     ({"flow_gradient": "half"}, r"config.flow_gradient='half': expected one of \('through', "
      r"'stop'\)"),
+    ({"flow_source": "raft"}, r"config.flow_source='raft': expected one of \('flownets', "
+     r"'tvl1'\)"),
+    ({"flow_source": "tvl1", "finetune_flow": True},
+     r"config.finetune_flow=True: expected False with flow_source='tvl1'"),
     ({"model_kwargs.head": "tanh"}, r"does not build dvd: DVD head must be one of"),
     ({"frames": 4}, r"config.frames=4: expected 2 \(t, t\+1\) or 3"),
     ({"tau": 0.0}, r"config.tau=0.0: expected an exposure fraction > 0"),
@@ -137,7 +143,18 @@ def test_the_smoke_config_and_matching_init_checkpoints_pass(data_dir, tmp_path)
   validation.validate_config(config, 4)
 
 
+def test_tvl1_flows_build_no_flownets_and_ignore_its_checkpoint(data_dir, files):
+  config = smoke.get_config()
+  config.data_dir, config.flow_source = data_dir, "tvl1"
+  config.flow_init_checkpoint = str(files / "flownets")  # Of another width: not looked at.
+  validation.validate_config(config, 4)
+  networks = state.create_networks(config)
+  assert sorted(networks) == ["deblur"]
+  assert train.clip_length(config, networks) == networks["deblur"].num_input_frames
+
+
 @pytest.mark.parametrize("arguments, message", [
+    ({"adapt_flows": "raft"}, r"--adapt_flows=raft: expected one of \('flownets', 'tvl1'\)"),
     ({"adapt_steps": -1}, r"--adapt_steps=-1: expected a step count >= 0"),
     ({"adapt_learning_rate": 0.0}, r"--adapt_learning_rate=0.0: expected a rate > 0"),
     ({"adapt_batch_size": 0}, r"--adapt_batch_size=0: expected a clip count >= 1"),

@@ -8,8 +8,10 @@ Every step gets exactly `labeled_batch_size` labeled and `unlabeled_batch_size` 
 
 float32 images in [0, 1]; a group is absent when its batch size is 0. Labeled clips keep every
 array feature of their dataset (synthetic sets add `flow_next`, `flow_prev` `[Bs, T, h, w, 2]`
-and `tau` `[Bs]`); unlabeled clips keep only `blurry`. `sequence` and `frame` are dropped
-(strings do not go to devices; evaluation reads `data_source` directly).
+and `tau` `[Bs]`); unlabeled clips keep only `blurry`, plus their middle frame's estimated flows
+`estimated_flow_prev`, `estimated_flow_next` `[Bu, h, w, 2]` with `unlabeled_flows="tvl1"`.
+`sequence` and `frame` are dropped (strings do not go to devices; evaluation reads `data_source`
+directly).
 
 Each group is its own grain `MapDataset`: this host's shard of the data source, shuffled anew each
 epoch, repeated forever, augmented (a random crop and random flips, identical across the frames
@@ -31,7 +33,9 @@ import jax
 import numpy as np
 import tensorflow_datasets as tfds
 
-FLOW_KEYS = ("flow_next", "flow_prev")
+from reblur_jax.data import estimated_flows
+
+FLOW_KEYS = ("flow_next", "flow_prev", *estimated_flows.KEYS)
 METADATA_KEYS = ("sequence", "frame")
 
 Source = str | Sequence[Mapping[str, Any]]
@@ -52,6 +56,7 @@ def create_train_dataset(
     clip_length: int | None = None,
     flips: bool = True,
     cut_probability: float = 0.0,
+    unlabeled_flows: str = "flownets",
     seed: int = 0,
     data_dir: str | None = None,
     labeled_split: str = "train",
@@ -80,6 +85,9 @@ def create_train_dataset(
       and their component along the flipped axis negated.
     cut_probability: the chance that a labeled clip has a scene cut (`augment_clip`); 0 for
       flow training, whose flows would not describe the cut.
+    unlabeled_flows: "flownets" (U clips carry frames only; the reblur loss estimates the flows)
+      or "tvl1" (each U clip also carries its middle frame's TV-L1 flows on the blurry frames,
+      computed once per clip, `reblur_jax.data.estimated_flows`).
     seed: seeds shuffling and augmentation; same seed, same batches.
     data_dir: the TFDS data directory of named datasets (None: TFDS's default).
     labeled_split, unlabeled_split: which splits to read.
@@ -107,16 +115,25 @@ def create_train_dataset(
   crop = _pair(crop_size)
   if not 0.0 <= cut_probability <= 1.0:
     raise ValueError(f"cut_probability must be in [0, 1], got {cut_probability!r}.")
+  if unlabeled_flows not in estimated_flows.SOURCES:
+    raise ValueError(f"unlabeled_flows must be one of {estimated_flows.SOURCES}, got "
+                     f"{unlabeled_flows!r}.")
   groups = {}
   for number, (group, (source, batch_size, split)) in enumerate(specs.items()):
     local_batch = _local_batch_size(group, source, batch_size, process_count)
     if local_batch:
+      examples = data_source(source, split, data_dir)
+      keys = None
+      if group == "unlabeled":
+        keys = ("blurry",)
+        if unlabeled_flows == "tvl1":
+          examples = estimated_flows.WithMiddleFlows(examples)
+          keys += estimated_flows.KEYS
       augment = functools.partial(
-          augment_clip, keys=None if group == "labeled" else ("blurry",), crop_size=crop,
-          clip_length=clip_length, flips=flips,
+          augment_clip, keys=keys, crop_size=crop, clip_length=clip_length, flips=flips,
           cut_probability=cut_probability if group == "labeled" else 0.0)
       groups[group] = _batches(
-          data_source(source, split, data_dir), augment, local_batch, group=group,
+          examples, augment, local_batch, group=group,
           seed=np.random.SeedSequence([seed, number, process_index]),
           process_index=process_index, process_count=process_count)
   if not groups:
@@ -163,7 +180,8 @@ def augment_clip(example: Mapping[str, Any], rng: np.random.Generator, *,
 
   Args:
     example: a dataset example: frames as `uint8 [T, H, W, 3]` (or lists of `[H, W, 3]`), flows
-      `float32 [T, H, W, 2]`, scalars.
+      `float32 [T, H, W, 2]`, one frame's features `[H, W, C]` (cropped and flipped with the
+      frames, not trimmed or cut), scalars.
     rng: the clip's random generator.
     keys: the features to keep; None keeps all but `sequence` and `frame`.
     crop_size: `(h, w)` (or one int for both) of the random crop, or None.
@@ -173,7 +191,7 @@ def augment_clip(example: Mapping[str, Any], rng: np.random.Generator, *,
 
   Returns:
     The kept features: images `float32 [T', h, w, 3]` in [0, 1], flows `float32 [T', h, w, 2]`
-    (pixels), scalars as `float32` / `int32` arrays.
+    (pixels), one frame's features `[h, w, C]`, scalars as `float32` / `int32` arrays.
   """
   keys = [k for k in example if k not in METADATA_KEYS] if keys is None else keys
   clip = {k: np.asarray(example[k]) for k in keys}
@@ -190,7 +208,7 @@ def augment_clip(example: Mapping[str, Any], rng: np.random.Generator, *,
   if flips:
     for axis in (2, 1):  # Columns (horizontal flip), then rows (vertical flip).
       if rng.random() < 0.5:
-        clip = {k: _flip(v, k, axis) if v.ndim == 4 else v for k, v in clip.items()}
+        clip = {k: _flip(v, k, axis) if v.ndim >= 3 else v for k, v in clip.items()}
   return {k: _to_float(v) for k, v in clip.items()}
 
 
@@ -206,14 +224,15 @@ def _middle_frames(frames: np.ndarray, clip_length: int, key: str) -> np.ndarray
 
 def _random_crop(clip: dict[str, np.ndarray], crop_size: tuple[int, int],
                  rng: np.random.Generator) -> dict[str, np.ndarray]:
-  """The same random `crop_size` window of every `[T, H, W, C]` feature."""
-  height, width = next(v.shape[1:3] for v in clip.values() if v.ndim == 4)
+  """The same random `crop_size` window of every `[T, H, W, C]` or `[H, W, C]` feature."""
+  height, width = next(v.shape[-3:-1] for v in clip.values() if v.ndim >= 3)
   h, w = crop_size
   if h > height or w > width:
     raise ValueError(f"crop_size {crop_size} is larger than the frames ({height}, {width}); "
                      "choose a smaller crop_size or a dataset with larger frames.")
   top, left = rng.integers(0, height - h + 1), rng.integers(0, width - w + 1)
-  return {k: v[:, top:top + h, left:left + w] if v.ndim == 4 else v for k, v in clip.items()}
+  return {k: v[..., top:top + h, left:left + w, :] if v.ndim >= 3 else v
+          for k, v in clip.items()}
 
 
 def _cut(clip: dict[str, np.ndarray], other: dict[str, np.ndarray],
@@ -236,11 +255,11 @@ def _cut(clip: dict[str, np.ndarray], other: dict[str, np.ndarray],
 
 
 def _flip(frames: np.ndarray, key: str, axis: int) -> np.ndarray:
-  """Flips `[T, H, W, C]` along `axis` (1: rows, 2: columns).
+  """Flips `[T, H, W, C]` (or `[H, W, C]`) along `axis` (1: rows, 2: columns, of `[T, H, W, C]`).
 
   A flow's component along that axis changes sign: channel 0 (u) for columns, 1 (v) for rows.
   """
-  flipped = np.flip(frames, axis)
+  flipped = np.flip(frames, axis - 4)
   if key in FLOW_KEYS:
     flipped = flipped * np.array([-1.0, 1.0] if axis == 2 else [1.0, -1.0], np.float32)
   return flipped

@@ -23,6 +23,7 @@ import numpy as np
 from absl import logging
 
 from reblur_jax import checkpoint
+from reblur_jax.data import estimated_flows
 from reblur_jax.data import pipeline
 from reblur_jax.evaluation import safeguards as safeguards_lib
 from reblur_jax.training import losses
@@ -45,7 +46,8 @@ LABELED_FRACTION = 0.5  # Labeled share of a batch when labeled clips are mixed 
 def adaptation_config(config: ml_collections.ConfigDict, *, steps: int, frame_size: tuple[int, int],
                       learning_rate: float = LEARNING_RATE, batch_size: int | None = None,
                       labeled_dataset: str | None = None, data_dir: str | None = None,
-                      flow_gradient: str | None = None) -> ml_collections.ConfigDict:
+                      flow_gradient: str | None = None, flow_source: str | None = None
+                      ) -> ml_collections.ConfigDict:
   """The checkpoint's training config, turned into fine-tuning on one video (or a few clips).
 
   Args:
@@ -58,6 +60,8 @@ def adaptation_config(config: ml_collections.ConfigDict, *, steps: int, frame_si
       alone; `config.unlabeled_fraction` of each batch is then video (0.5 if the config had none).
     data_dir: where `labeled_dataset` is prepared.
     flow_gradient: "through" | "stop" FlowNetS for the reblur loss (None: the config's).
+    flow_source: "flownets" | "tvl1", where the reblur loss's flows come from (None: the
+      config's; `reblur_jax.data.estimated_flows`).
   """
   if steps < 1:
     raise ValueError(f"adapt_steps must be >= 1 to adapt, got {steps}.")
@@ -65,6 +69,7 @@ def adaptation_config(config: ml_collections.ConfigDict, *, steps: int, frame_si
   config.task = "deblur"
   config.learning_rate = learning_rate
   config.flow_gradient = flow_gradient or config.flow_gradient
+  config.flow_source = flow_source or config.get("flow_source", "flownets")
   # The paper's fine-tuning: BatchNorm statistics frozen, and a constant rate.
   config.train_mode = False
   variants.short_run(config, steps=steps, batch_size=batch_size or config.batch_size,
@@ -152,7 +157,8 @@ def adapt(config: ml_collections.ConfigDict, variables: dict[str, PyTree],
     if not held:
       return _declined(start, safeguards_lib.Decision(
           False, 0, 0, f"{len(clips)} frames are too few to hold one out of adaptation"))
-    held_out, clips = [clips[i] for i in held], _Subset(clips, adapted)
+    held_out = [_whole_clip(clips[i], config.flow_source) for i in held]
+    clips = _Subset(clips, adapted)
   steps = config.num_train_steps
   log_every = log_every or max(1, steps // 10)
   mesh = sharding.create_mesh()
@@ -165,7 +171,8 @@ def adapt(config: ml_collections.ConfigDict, variables: dict[str, PyTree],
       labeled=config.labeled_dataset if sizes["labeled"] else None,
       unlabeled=clips, labeled_batch_size=sizes["labeled"],
       unlabeled_batch_size=sizes["unlabeled"], crop_size=config.crop_size,
-      clip_length=run.clip_length, seed=config.seed, data_dir=config.data_dir or None)
+      clip_length=run.clip_length, unlabeled_flows=config.flow_source, seed=config.seed,
+      data_dir=config.data_dir or None)
 
   state, history = run.state, []
   train_step = run.train_step
@@ -240,29 +247,38 @@ def _anchored(train_step: Callable, start: PyTree, fraction: float) -> Callable:
   return step
 
 
-def _reblur_error(state: state_lib.TrainState, clips: jax.Array, *, networks: dict,
-                  settings: losses.LossSettings) -> tuple[jax.Array, jax.Array, jax.Array]:
-  """`(L_U, reblur PSNR, sharpness)` of the state's deblur network on whole `[B, T, H, W, 3]`
-  clips; sharpness is the mean absolute gradient of the restored middle frames."""
+def _whole_clip(clip: dict[str, np.ndarray], flow_source: str) -> dict[str, jax.Array]:
+  """One held-out clip as a batch of one unlabeled clip, with its fixed flows if it needs any."""
+  whole = {"blurry": jnp.asarray(clip["blurry"][None], jnp.float32) / 255.0}
+  if flow_source == "tvl1":
+    whole.update({key: jnp.asarray(flow[None])
+                  for key, flow in estimated_flows.middle_flows(clip["blurry"]).items()})
+  return whole
+
+
+def _reblur_error(state: state_lib.TrainState, unlabeled: dict[str, jax.Array], *,
+                  networks: dict, settings: losses.LossSettings
+                  ) -> tuple[jax.Array, jax.Array, jax.Array]:
+  """`(L_U, reblur PSNR, sharpness)` of the state's deblur network on whole unlabeled clips
+  (`blurry` `[B, T, H, W, 3]`, and fixed flows with `flow_source="tvl1"`); sharpness is the mean
+  absolute gradient of the restored middle frames."""
   _, (metrics, _) = step_lib.deblur_loss(state.params, state.batch_stats,
-                                         {"unlabeled": {"blurry": clips}}, state.rng,
+                                         {"unlabeled": unlabeled}, state.rng,
                                          networks=networks, settings=settings)
   network = networks["deblur"]
   restored, _ = step_lib.apply_deblur(
       network, _deblur_variables(state, to_host=False),
-      losses.windows(clips, network.num_input_frames, (0,)), train=False)
+      losses.windows(unlabeled["blurry"], network.num_input_frames, (0,)), train=False)
   restored = jnp.clip(restored, 0.0, 1.0)
   sharpness = (jnp.mean(jnp.abs(jnp.diff(restored, axis=1)))
                + jnp.mean(jnp.abs(jnp.diff(restored, axis=2))))
   return metrics["loss_reblur"], metrics["psnr_reblur"], sharpness
 
 
-def _measure(measure, state: state_lib.TrainState, clips: Sequence[dict[str, np.ndarray]],
+def _measure(measure, state: state_lib.TrainState, clips: Sequence[dict[str, jax.Array]],
              step: int) -> dict[str, float]:
-  """Mean held-out reblur error, reblur PSNR and sharpness over `clips`, one whole clip at a
-  time."""
-  values = np.array([jax.device_get(measure(state, jnp.asarray(clip["blurry"][None],
-                                                               jnp.float32) / 255.0))
-                     for clip in clips], np.float64)
+  """Mean held-out reblur error, reblur PSNR and sharpness over `clips` (`_whole_clip`s), one
+  at a time."""
+  values = np.array([jax.device_get(measure(state, clip)) for clip in clips], np.float64)
   return {"step": step, "loss_reblur": float(values[:, 0].mean()),
           "psnr_reblur": float(values[:, 1].mean()), "sharpness": float(values[:, 2].mean())}

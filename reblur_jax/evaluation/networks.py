@@ -27,6 +27,7 @@ import numpy as np
 from reblur_jax import blur
 from reblur_jax import checkpoint
 from reblur_jax import models
+from reblur_jax.data import estimated_flows
 from reblur_jax.evaluation import inference
 from reblur_jax.evaluation import video
 from reblur_jax.training import losses
@@ -137,15 +138,18 @@ class Restored:
              ) -> np.ndarray:
     """The restored frames blurred back as training does, `float32 [T, H, W, 3]`.
 
-    Each frame is deblurred (unrounded), FlowNetS estimates the motion between the restored
-    neighbours, and the run's blur model (`config.frames`, `tau`, `blur_model`) blurs the
-    restored frame with it: what the reblur loss `L_U` compares with the blurry frame.
-    `flows` (`(flow_prev, flow_next)`, e.g. ground truth) replaces FlowNetS.
+    Each frame is deblurred (unrounded), the motion is estimated as the run's `flow_source`
+    says (FlowNetS between the restored neighbours, or TV-L1 between the blurry ones), and the
+    run's blur model (`config.frames`, `tau`, `blur_model`) blurs the restored frame with it:
+    what the reblur loss `L_U` compares with the blurry frame. `flows` (`(flow_prev,
+    flow_next)`, e.g. ground truth) replaces the estimate.
     """
     blurry = _as_float(frames)
     restored = np.concatenate([inference.restore(self.deblur_fn, clip[None])
                                for clip in video.windows(blurry, self.window)])
     settings = losses.LossSettings.from_config(self.config)
+    if flows is None and settings.flow_source == "tvl1":
+      flows = estimated_flows.video_flows(frames)
     if flows is not None:
       flow_prev, flow_next = flows
       return np.asarray(blur.reblur_batch(

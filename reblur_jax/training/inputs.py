@@ -56,7 +56,8 @@ class Inputs:
         labeled=config.labeled_dataset, unlabeled=config.unlabeled_dataset,
         labeled_batch_size=self.labeled_batch_size,
         unlabeled_batch_size=self.unlabeled_batch_size, crop_size=config.crop_size,
-        clip_length=self.clip_length, cut_probability=config.cut_probability, seed=config.seed,
+        clip_length=self.clip_length, cut_probability=config.cut_probability,
+        unlabeled_flows=config.get("flow_source", "flownets"), seed=config.seed,
         data_dir=_data_dir(config),
         labeled_split=config.labeled_split, unlabeled_split=config.unlabeled_split)
 

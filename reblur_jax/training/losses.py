@@ -3,7 +3,9 @@
 * Supervised deblurring, `L_S`: MSE between the restored middle frame and the sharp one.
 * Self-supervised reblurring, `L_U` (paper Sec. 3): deblur frames t-1, t, t+1, estimate the flows
   between the restored frames with FlowNetS, blur the restored middle frame with the physics
-  model, and take the MSE against the observed blurry middle frame.
+  model, and take the MSE against the observed blurry middle frame. With `flow_source="tvl1"`
+  the flows are fixed, estimated on the blurry frames (`reblur_jax.data.estimated_flows`), and
+  only the middle frame is restored.
 * Flow pre-training: FlowNet's multi-scale endpoint error on ground-truth flow.
 
 Clips are `[B, T, H, W, 3]` with the frame to restore at `T // 2`; a deblur network that reads
@@ -40,6 +42,8 @@ class LossSettings:
     max_disp: flow range of the conv kernel table, pixels.
     blur_samples: warps per segment of the warp model.
     stop_flow_gradient: treat the flows as constants in `L_U` (config.flow_gradient == "stop").
+    flow_source: "flownets" (FlowNetS on the restored frames) or "tvl1" (fixed flows that come
+      with the unlabeled clips).
   """
   alpha: float
   train_mode: bool
@@ -49,13 +53,19 @@ class LossSettings:
   max_disp: int
   blur_samples: int
   stop_flow_gradient: bool
+  flow_source: str = "flownets"
 
   @classmethod
   def from_config(cls, config: ml_collections.ConfigDict) -> LossSettings:
     return cls(alpha=config.alpha, train_mode=config.train_mode, frames=config.frames,
                tau=config.tau, blur_model=config.blur_model, max_disp=config.max_disp,
                blur_samples=config.blur_samples,
-               stop_flow_gradient=config.flow_gradient == "stop")
+               stop_flow_gradient=config.flow_gradient == "stop",
+               flow_source=config.get("flow_source", "flownets"))
+
+  def offsets(self) -> tuple[int, ...]:
+    """Frames of an unlabeled clip d restores for `L_U`, relative to its middle."""
+    return reblur_offsets(self.frames) if self.flow_source == "flownets" else (0,)
 
   def reblur_kwargs(self) -> dict[str, Any]:
     """The blur-model arguments of `reblur_loss`."""
@@ -98,16 +108,19 @@ def reblur_offsets(frames: int) -> tuple[int, ...]:
   return (-1, 0, 1) if frames == 3 else (0, 1)
 
 
-def reblur_loss(restored: jax.Array, blurry_middle: jax.Array, flow_fn, *, frames: int,
+def reblur_loss(restored: jax.Array, blurry_middle: jax.Array, flows, *, frames: int,
                 tau: float, method: str, max_disp: int, samples: int,
                 stop_flow_gradient: bool = False):
   """The self-supervised term `L_U` from restored frames.
 
   Args:
-    restored: `[k, B, H, W, 3]` restored frames at `reblur_offsets(frames)` (k = frames).
+    restored: `[k, B, H, W, 3]` restored frames at `reblur_offsets(frames)` (k = frames) when
+      `flows` is a flow network; `[1, B, H, W, 3]`, the middle frames, with fixed flows.
     blurry_middle: `[B, H, W, 3]` the observed blurry middle frames.
-    flow_fn: `(first [N, H, W, 3], second [N, H, W, 3]) -> flow [N, H, W, 2]` in pixels, on the
-      first image's grid (FlowNetS at full resolution).
+    flows: the flow network `(first [N, H, W, 3], second [N, H, W, 3]) -> flow [N, H, W, 2]` in
+      pixels, on the first image's grid (FlowNetS at full resolution), applied to the restored
+      frames; or fixed flows `(flow_prev, flow_next)`, each `[B, H, W, 2]` (flow_prev is not
+      read when `frames` is 2).
     frames, tau, method, max_disp, samples: the blur model (`reblur_jax.blur.reblur`).
     stop_flow_gradient: treat the flows as constants. Through FlowNetS, d can lower `L_U` by
       changing what the flow network sees instead of by sharpening (docs/signal_diagnostic.md:
@@ -116,14 +129,17 @@ def reblur_loss(restored: jax.Array, blurry_middle: jax.Array, flow_fn, *, frame
   Returns:
     `(loss, reblurred [B, H, W, 3])`.
   """
-  if frames == 3:
+  if not callable(flows):
+    (middle,), (flow_prev, flow_next) = restored, flows
+    flow_prev = flow_prev if frames == 3 else None
+  elif frames == 3:
     previous, middle, following = restored
     # One flow-network call for both pairs: (t+1, t) gives flow_next, (t-1, t) flow_prev.
-    flows = flow_fn(jnp.concatenate([following, previous]), jnp.concatenate([middle, middle]))
-    flow_next, flow_prev = jnp.split(flows, 2)
+    both = flows(jnp.concatenate([following, previous]), jnp.concatenate([middle, middle]))
+    flow_next, flow_prev = jnp.split(both, 2)
   else:
     middle, following = restored
-    flow_next, flow_prev = flow_fn(following, middle), None
+    flow_next, flow_prev = flows(following, middle), None
   if stop_flow_gradient:
     flow_next, flow_prev = jax.lax.stop_gradient((flow_next, flow_prev))
   reblurred = blur.reblur_batch(middle, flow_prev, flow_next, tau=tau, method=method,

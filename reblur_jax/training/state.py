@@ -41,16 +41,22 @@ class TrainState:
 def create_networks(config: ml_collections.ConfigDict) -> dict[str, nn.Module]:
   """The task's flax modules: d (`'deblur'`) and/or FlowNetS (`'flow'`).
 
-  Deblurring uses FlowNetS only when some clips are unlabeled (the reblur term needs flow).
+  Deblurring uses FlowNetS only when some clips are unlabeled (the reblur term needs flow) and
+  `flow_source` is "flownets".
   """
   networks = {}
   # Configs from before the field compute in float32.
   dtype = jnp.dtype(config.get("compute_dtype", "float32"))
   if config.task == "deblur":
     networks["deblur"] = models.create(config.model, dtype=dtype, **config.model_kwargs)
-  if config.task == "flow" or config.unlabeled_fraction > 0:
+  if config.task == "flow" or uses_flownets(config):
     networks["flow"] = models.create("flownets", dtype=dtype, **config.flow_model_kwargs)
   return networks
+
+
+def uses_flownets(config: ml_collections.ConfigDict) -> bool:
+  """Whether a deblurring run's reblur term estimates its flows with FlowNetS."""
+  return config.unlabeled_fraction > 0 and config.get("flow_source", "flownets") == "flownets"
 
 
 def trainable_networks(config: ml_collections.ConfigDict, networks) -> tuple[str, ...]:

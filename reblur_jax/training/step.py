@@ -56,6 +56,13 @@ def _flow_fn(networks: Networks, params: PyTree):
   return functools.partial(networks["flow"].apply, {"params": params["flow"]})
 
 
+def _reblur_flows(networks: Networks, params: PyTree, clips: PyTree):
+  """What `losses.reblur_loss` estimates its flows with: FlowNetS, or the clips' fixed flows."""
+  if "flow" in networks:
+    return _flow_fn(networks, params)
+  return clips["estimated_flow_prev"], clips["estimated_flow_next"]
+
+
 def _middle(clips: jax.Array) -> jax.Array:
   return clips[:, clips.shape[1] // 2]
 
@@ -75,7 +82,7 @@ def deblur_loss(params: PyTree, batch_stats: PyTree, batch: PyTree, rng: jax.Arr
   """
   network = networks["deblur"]
   frames = network.num_input_frames
-  offsets = losses.reblur_offsets(settings.frames)
+  offsets = settings.offsets()
   parts = []
   if "labeled" in batch:
     parts.append(losses.windows(batch["labeled"]["blurry"], frames, (0,)))
@@ -96,7 +103,8 @@ def deblur_loss(params: PyTree, batch_stats: PyTree, batch: PyTree, rng: jax.Arr
     blurry = _middle(batch["unlabeled"]["blurry"])
     per_offset = restored.reshape(len(offsets), *blurry.shape)
     metrics["loss_reblur"], reblurred = losses.reblur_loss(
-        per_offset, blurry, _flow_fn(networks, params), **settings.reblur_kwargs())
+        per_offset, blurry, _reblur_flows(networks, params, batch["unlabeled"]),
+        **settings.reblur_kwargs())
     metrics["psnr_reblur"] = losses.clipped_mean_psnr(reblurred, blurry)
     loss += settings.alpha * metrics["loss_reblur"]
   metrics["loss"] = loss

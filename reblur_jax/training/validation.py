@@ -22,7 +22,9 @@ import ml_collections
 from reblur_jax import blur
 from reblur_jax import checkpoint
 from reblur_jax import models
+from reblur_jax.data import estimated_flows
 from reblur_jax.training import sharding
+from reblur_jax.training import state
 
 TASKS = ("deblur", "flow")
 DEBLUR_MODELS = tuple(name for name in models.MODELS if name != "flownets")
@@ -70,6 +72,8 @@ _FIELD_CHECKS: dict[str, tuple[Callable[[Any], bool], str, str]] = {
     "blur_model": (_in_set(blur.METHODS), f"one of {blur.METHODS}", "blur_model=conv"),
     "flow_gradient": (_in_set(FLOW_GRADIENTS), f"one of {FLOW_GRADIENTS}",
                       "flow_gradient=through"),
+    "flow_source": (_in_set(estimated_flows.SOURCES), f"one of {estimated_flows.SOURCES}",
+                    "flow_source=tvl1"),
     "compute_dtype": (_in_set(COMPUTE_DTYPES), f"one of {COMPUTE_DTYPES}",
                       "compute_dtype=bfloat16"),
     "frames": (_in_set(FRAMES), "2 (t, t+1) or 3 (t-1, t, t+1) frames", "frames=3"),
@@ -118,8 +122,12 @@ def check_fields(config: ml_collections.ConfigDict) -> None:
                "set --config.unlabeled_fraction=0")
   if config.task == "deblur":
     _check_model("model", config.model, config.model_kwargs)
-  if config.task == "flow" or config.unlabeled_fraction > 0:
+  if config.task == "flow" or state.uses_flownets(config):
     _check_model("flow_model", "flownets", config.flow_model_kwargs)
+  if config.get("flow_source", "flownets") == "tvl1" and config.finetune_flow:
+    raise fail("finetune_flow", config.finetune_flow,
+               "False with flow_source='tvl1' (there is no flow network to train)",
+               "set --config.finetune_flow=False, or --config.flow_source=flownets")
 
 
 def _check_model(field: str, name: str, kwargs: ml_collections.ConfigDict) -> None:
@@ -208,7 +216,7 @@ def check_init_checkpoints(config: ml_collections.ConfigDict, *,
   if config.task == "deblur":
     wanted["init_checkpoint"] = (models.create(config.model, **config.model_kwargs),
                                  checkpoint.describe(config.model, config.model_kwargs), "deblur")
-  if config.task == "flow" or config.unlabeled_fraction > 0:
+  if config.task == "flow" or state.uses_flownets(config):
     wanted["flow_init_checkpoint"] = (
         models.create("flownets", **config.flow_model_kwargs),
         checkpoint.describe("flownets", config.flow_model_kwargs), "flow")

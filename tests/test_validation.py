@@ -150,7 +150,10 @@ def test_tvl1_flows_build_no_flownets_and_ignore_its_checkpoint(data_dir, files)
   validation.validate_config(config, 4)
   networks = state.create_networks(config)
   assert sorted(networks) == ["deblur"]
-  assert train.clip_length(config, networks) == networks["deblur"].num_input_frames
+  assert train.clip_length(config, networks) == networks["deblur"].num_input_frames == 5
+  # A one-frame network still reads t-1, t, t+1 of unlabeled clips: the flows come from them.
+  config.model, config.model_kwargs = "deblurgan", {"width": 0.0625}
+  assert train.clip_length(config, state.create_networks(config)) == 3
 
 
 @pytest.mark.parametrize("arguments, message", [

@@ -55,11 +55,14 @@ class NonFiniteLossError(FloatingPointError):
 
 
 def clip_length(config: ml_collections.ConfigDict, networks: dict) -> int:
-  """Frames per clip the steps need: the deblur window, plus t-1 and t+1 when reblurring."""
+  """Frames per clip the steps need: the deblur window, plus t-1 and t+1 when FlowNetS reblurs;
+  with fixed flows (`flow_source="tvl1"`), at least t-1, t, t+1 to estimate them from."""
   if "deblur" not in networks:
     return 3  # Flow pairs (t+1, t) and (t-1, t).
   frames = networks["deblur"].num_input_frames
-  return frames + 2 if "flow" in networks else frames
+  if "flow" in networks:
+    return frames + 2
+  return max(frames, 3) if config.unlabeled_fraction > 0 else frames
 
 
 # ----------------------------------------------------------------------------- the run's pieces

@@ -25,12 +25,14 @@ from absl import app
 from absl import flags
 
 from experiments import real_footage
+from reblur_jax.data import estimated_flows
 from reblur_jax.data import pipeline
 from reblur_jax.evaluation import adapt
 from reblur_jax.evaluation import inference
 from reblur_jax.evaluation import networks
 from reblur_jax.evaluation import safeguards as safeguards_lib
 from reblur_jax.evaluation import video
+from reblur_jax.training import state as state_lib
 
 
 def split_videos(dataset: str, split: str, data_dir: str | None
@@ -104,8 +106,8 @@ def main(argv: Sequence[str]) -> None:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   args = flags.FLAGS
   run = networks.restore(args.checkpoint)
-  if run.flow_network is None and (args.flow_source or run.config.get(
-      "flow_source", "flownets")) == "flownets":
+  if run.flow_network is None and (args.flow_source
+                                  or state_lib.flow_source(run.config)) == "flownets":
     if not args.flow_checkpoint:
       raise app.UsageError(f"{args.checkpoint} has no FlowNetS: pass --flow_checkpoint.")
     run.use_flow(args.flow_checkpoint)
@@ -135,9 +137,9 @@ def main(argv: Sequence[str]) -> None:
 
 
 FLAG_NAMES = ("checkpoint", "dataset", "split", "videos", "steps", "learning_rate", "batch_size",
-              "flow_gradient", "flow_source", "holdout_every", "max_held_out", "eval_every", "patience",
-              "margin", "min_reblur_psnr", "anchor", "sharpness_tolerance", "max_side",
-              "max_frames", "average")
+              "flow_gradient", "flow_source", "holdout_every", "max_held_out", "eval_every",
+              "patience", "margin", "min_reblur_psnr", "anchor", "sharpness_tolerance",
+              "max_side", "max_frames", "average")
 
 
 def _define_flags() -> None:
@@ -157,7 +159,7 @@ def _define_flags() -> None:
   flags.DEFINE_integer("batch_size", None, "Clips per step (default: the run's).")
   flags.DEFINE_enum("flow_gradient", adapt.FLOW_GRADIENT, ["through", "stop"],
                     "FlowNetS in the reblur loss.")
-  flags.DEFINE_enum("flow_source", None, ["flownets", "tvl1"],
+  flags.DEFINE_enum("flow_source", None, list(estimated_flows.SOURCES),
                     "Flows of the reblur loss (default: the checkpoint config's flow_source).")
   flags.DEFINE_integer("holdout_every", defaults.holdout_every, "Safeguards.holdout_every.")
   flags.DEFINE_integer("max_held_out", defaults.max_held_out, "Safeguards.max_held_out.")

@@ -93,8 +93,12 @@ def deblur_video(checkpoint: str, input_path: str, output: str, *, overwrite: bo
   video.check_output(output, source, video_name=video_name, overwrite=overwrite)
   if adapt_steps:  # Adaptation samples clips of the whole video at random: it is read whole.
     clip = video.read(input_path)
-    adapt_flows = adapt_flows or config.get("flow_source", "flownets")
-    if adapt_flows == "flownets" and restored.flow_network is None:
+    config = adapt_lib.adaptation_config(
+        restored.config, steps=adapt_steps, frame_size=clip.frames.shape[1:3],
+        learning_rate=adapt_learning_rate, batch_size=adapt_batch_size,
+        labeled_dataset=labeled_dataset, data_dir=data_dir, flow_gradient=adapt_flow_gradient,
+        flow_source=adapt_flows)
+    if config.flow_source == "flownets" and restored.flow_network is None:
       if not flow_checkpoint:
         raise FileNotFoundError(
             "--adapt_steps needs a FlowNetS for the reblur loss, and the checkpoint's run had "
@@ -102,11 +106,6 @@ def deblur_video(checkpoint: str, input_path: str, output: str, *, overwrite: bo
             "training workdir, e.g. of configs/flownets_pretrain.py, or a variables directory>, "
             "or --adapt_flows=tvl1.")
       restored.use_flow(flow_checkpoint)
-    config = adapt_lib.adaptation_config(
-        restored.config, steps=adapt_steps, frame_size=clip.frames.shape[1:3],
-        learning_rate=adapt_learning_rate, batch_size=adapt_batch_size,
-        labeled_dataset=labeled_dataset, data_dir=data_dir, flow_gradient=adapt_flow_gradient,
-        flow_source=adapt_flows)
     clips = video.Clips(clip.frames, adapt_lib.clip_length(config))
     adaptation = adapt_lib.adapt(
         config, {"deblur": restored.deblur_variables, "flow": restored.flow_variables}, clips,

@@ -69,7 +69,7 @@ def adaptation_config(config: ml_collections.ConfigDict, *, steps: int, frame_si
   config.task = "deblur"
   config.learning_rate = learning_rate
   config.flow_gradient = flow_gradient or config.flow_gradient
-  config.flow_source = flow_source or config.get("flow_source", "flownets")
+  config.flow_source = flow_source or state_lib.flow_source(config)
   # The paper's fine-tuning: BatchNorm statistics frozen, and a constant rate.
   config.train_mode = False
   variants.short_run(config, steps=steps, batch_size=batch_size or config.batch_size,

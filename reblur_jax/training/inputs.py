@@ -22,6 +22,7 @@ from jax.experimental import multihost_utils
 
 from reblur_jax.data import pipeline
 from reblur_jax.data import prepare
+from reblur_jax.training import state
 
 PyTree = Any
 SYNTHETIC = "synthetic_blur"
@@ -57,7 +58,7 @@ class Inputs:
         labeled_batch_size=self.labeled_batch_size,
         unlabeled_batch_size=self.unlabeled_batch_size, crop_size=config.crop_size,
         clip_length=self.clip_length, cut_probability=config.cut_probability,
-        unlabeled_flows=config.get("flow_source", "flownets"), seed=config.seed,
+        unlabeled_flows=state.flow_source(config), seed=config.seed,
         data_dir=_data_dir(config),
         labeled_split=config.labeled_split, unlabeled_split=config.unlabeled_split)
 

@@ -25,6 +25,7 @@ import numpy as np
 
 from reblur_jax import blur
 from reblur_jax import metrics
+from reblur_jax.training import state
 
 PyTree = Any
 
@@ -61,7 +62,7 @@ class LossSettings:
                tau=config.tau, blur_model=config.blur_model, max_disp=config.max_disp,
                blur_samples=config.blur_samples,
                stop_flow_gradient=config.flow_gradient == "stop",
-               flow_source=config.get("flow_source", "flownets"))
+               flow_source=state.flow_source(config))
 
   def offsets(self) -> tuple[int, ...]:
     """Frames of an unlabeled clip d restores for `L_U`, relative to its middle."""

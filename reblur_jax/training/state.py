@@ -54,9 +54,14 @@ def create_networks(config: ml_collections.ConfigDict) -> dict[str, nn.Module]:
   return networks
 
 
+def flow_source(config: ml_collections.ConfigDict) -> str:
+  """Where a run's reblur term takes its flows from; configs from before the field: FlowNetS."""
+  return config.get("flow_source", "flownets")
+
+
 def uses_flownets(config: ml_collections.ConfigDict) -> bool:
   """Whether a deblurring run's reblur term estimates its flows with FlowNetS."""
-  return config.unlabeled_fraction > 0 and config.get("flow_source", "flownets") == "flownets"
+  return config.unlabeled_fraction > 0 and flow_source(config) == "flownets"
 
 
 def trainable_networks(config: ml_collections.ConfigDict, networks) -> tuple[str, ...]:

@@ -56,9 +56,10 @@ def _flow_fn(networks: Networks, params: PyTree):
   return functools.partial(networks["flow"].apply, {"params": params["flow"]})
 
 
-def _reblur_flows(networks: Networks, params: PyTree, clips: PyTree):
+def _reblur_flows(networks: Networks, params: PyTree, clips: PyTree,
+                  settings: losses.LossSettings):
   """What `losses.reblur_loss` estimates its flows with: FlowNetS, or the clips' fixed flows."""
-  if "flow" in networks:
+  if settings.flow_source == "flownets":
     return _flow_fn(networks, params)
   return clips["estimated_flow_prev"], clips["estimated_flow_next"]
 
@@ -103,7 +104,7 @@ def deblur_loss(params: PyTree, batch_stats: PyTree, batch: PyTree, rng: jax.Arr
     blurry = _middle(batch["unlabeled"]["blurry"])
     per_offset = restored.reshape(len(offsets), *blurry.shape)
     metrics["loss_reblur"], reblurred = losses.reblur_loss(
-        per_offset, blurry, _reblur_flows(networks, params, batch["unlabeled"]),
+        per_offset, blurry, _reblur_flows(networks, params, batch["unlabeled"], settings),
         **settings.reblur_kwargs())
     metrics["psnr_reblur"] = losses.clipped_mean_psnr(reblurred, blurry)
     loss += settings.alpha * metrics["loss_reblur"]

@@ -124,7 +124,7 @@ def check_fields(config: ml_collections.ConfigDict) -> None:
     _check_model("model", config.model, config.model_kwargs)
   if config.task == "flow" or state.uses_flownets(config):
     _check_model("flow_model", "flownets", config.flow_model_kwargs)
-  if config.get("flow_source", "flownets") == "tvl1" and config.finetune_flow:
+  if state.flow_source(config) == "tvl1" and config.finetune_flow:
     raise fail("finetune_flow", config.finetune_flow,
                "False with flow_source='tvl1' (there is no flow network to train)",
                "set --config.finetune_flow=False, or --config.flow_source=flownets")

@@ -1,19 +1,24 @@
 r"""Tests the paper's four claims at CPU scale and writes docs/results.md: `make reproduce`.
 
-  python -m experiments.reproduce --workdir=runs/reproduce               # 2 CPU cores, ~45 min
+  python -m experiments.reproduce --workdir=runs/reproduce               # 2 CPU cores, ~20 min
   python -m experiments.reproduce --workdir=runs/reproduce_gpu --scale=gpu  # full-width networks
 
 The study, every setting fixed before the first run (nothing is tuned on the test ground truth):
 
-1. FlowNetS is pre-trained on the ground-truth flow of the synthetic train split; its end-point
-   error on the test split is reported.
-2. DVD and DeblurGAN baselines are trained supervised on the train split (S).
-3. Each is fine-tuned for `finetune_steps` with `L = L_S + alpha * L_U`, alpha = 0.1, U = the
-   blurry frames of the test split (as the paper fine-tunes on its test videos), and scored on the
-   test split's sharp frames (Table 2). Same steps with alpha = 0 is the control that separates the
-   reblur signal from training longer. Ablations: warp vs conv blur model (Table 3), 2 vs 3
-   frames (Table 5), tau = 1 (the paper's) vs 0.5 (the synthetic camera's true exposure).
-4. DeblurGAN-Reblur fine-tuned on each of 5 test frames alone vs on the 5 together (Table 4).
+1. FlowNetS and the supervised DVD and DeblurGAN baselines: at `--scale=cpu` the thin networks
+   shipped in `pretrained/` (`make pretrained` trains them on the synthetic train split, choosing
+   on validation); at `--scale=gpu` they are trained here on the train split (S). FlowNetS's
+   end-point error on the test split is reported.
+2. Each baseline is fine-tuned for `finetune_steps` with `L = L_S + alpha * L_U` at the scale's
+   settings (`--scale=cpu`: the configs' `:cpu` variant, what `make demo` runs: for DVD, L_U's
+   flows from TV-L1 on the blurry frames, alpha 3, Adam 1e-3, chosen on the validation split;
+   `--scale=gpu`: the paper's FlowNetS, alpha 0.1, Adam 1e-4), U = the blurry frames of the test
+   split (as the paper fine-tunes on its test videos), and scored on the test split's sharp
+   frames (Table 2). Same steps with alpha = 0 is the control that separates the reblur signal
+   from training longer; where the method is not the paper's, the paper's settings and their
+   control are run too. Ablations: warp vs conv blur model (Table 3), 2 vs 3 frames (Table 5),
+   tau = 1 (the paper's) vs 0.5 (the synthetic camera's true exposure).
+3. DeblurGAN-Reblur fine-tuned on each of 5 test frames alone vs on the 5 together (Table 4).
 
 The test split differs from training as real footage does: other photos, and motion up to 18
 pixels per frame against 12 (`synthetic_blur/study`). Rerunning the command resumes: finished
@@ -59,30 +64,36 @@ from reblur_jax.training import variants
 
 @dataclasses.dataclass(frozen=True)
 class Scale:
-  """How big the study is. Widths multiply every network's channels (1.0 = the original)."""
+  """How big the study is. Widths multiply every network's channels (1.0 = the original).
+
+  `variant` names the configs' variant whose fine-tuning settings are the method ("cpu": what
+  `make demo` runs, chosen on validation; "": the paper's). `start` is a directory of trained
+  FlowNetS / DVD / DeblurGAN variables to start from (`make pretrained`'s `pretrained/`); empty,
+  the study first trains them here, for `flow_steps` / `baseline_steps` at `learning_rates`.
+  """
   dataset: str
   width: float
   crop_size: int
   batch_size: int
-  learning_rates: dict[str, float]  # Of the from-scratch runs; fine-tuning uses the paper's 1e-4.
-  flow_steps: int
-  baseline_steps: int
+  variant: str
   finetune_steps: int
   adapt_steps: int
   curve_points: int  # Evaluations along each fine-tuning, for the PSNR curve.
+  start: str = ""
+  learning_rates: dict[str, float] = dataclasses.field(default_factory=dict)
+  flow_steps: int = 0
+  baseline_steps: int = 0
 
 
 SCALES = {
     "cpu": Scale(dataset="synthetic_blur/study_t7", width=0.25, crop_size=64, batch_size=8,
-                 learning_rates={"flownets": 1e-3, "dvd": 3e-3, "deblurgan": 1e-3},
-                 flow_steps=1000, baseline_steps=2500, finetune_steps=200,
-                 adapt_steps=100, curve_points=5),
+                 variant="cpu", finetune_steps=200, adapt_steps=100, curve_points=5,
+                 start="pretrained"),
     "gpu": Scale(dataset="synthetic_blur/study_t7", width=1.0, crop_size=96, batch_size=16,
+                 variant="", finetune_steps=200, adapt_steps=200, curve_points=10,
                  learning_rates={"flownets": 1e-4, "dvd": 1e-3, "deblurgan": 1e-3},
-                 flow_steps=20000, baseline_steps=30000, finetune_steps=200,
-                 adapt_steps=200, curve_points=10),
+                 flow_steps=20000, baseline_steps=30000),
 }
-FINETUNE_LR = 1e-4  # The paper's.
 TABLE4_IMAGES = 5
 
 # Fine-tuning runs: name -> (network, config overrides). The first of each network is the method.
@@ -96,6 +107,14 @@ FINETUNES = {
     "deblurgan_alpha0": ("deblurgan", {"alpha": 0.0}),
     "deblurgan_warp": ("deblurgan", {"blur_model": "warp"}),
 }
+# The paper's fine-tuning and its control, where a scale's method differs from it.
+PAPER = {"flow_source": "flownets", "alpha": 0.1, "learning_rate": 1e-4}
+PAPER_FINETUNES = {
+    "dvd_paper": ("dvd", PAPER),
+    "dvd_paper_alpha0": ("dvd", {**PAPER, "alpha": 0.0}),
+}
+# Recorded with each fine-tuning's measurements: what the report says about how it ran.
+RECORDED = ("flow_source", "alpha", "learning_rate", "blur_model", "frames", "tau")
 SUPERVISED = {"dvd": dvd_supervised, "deblurgan": deblurgan_supervised}
 REBLUR = {"dvd": dvd_reblur, "deblurgan": deblurgan_reblur}
 
@@ -130,19 +149,28 @@ def baseline_config(network: str, scale: Scale) -> ml_collections.ConfigDict:
   return config
 
 
+def finetunes(scale: Scale) -> dict[str, tuple[str, dict[str, Any]]]:
+  """The fine-tuning runs of the study at `scale` (`FINETUNES`, plus the paper's if it differs)."""
+  return {**FINETUNES, **(PAPER_FINETUNES if scale.variant else {})}
+
+
 def finetune_config(name: str, scale: Scale, workdir: str) -> ml_collections.ConfigDict:
-  network, overrides = FINETUNES[name]
-  config = _scaled(REBLUR[network].get_config(), scale, steps=scale.finetune_steps,
-                   unlabeled=True, curve_points=scale.curve_points)
-  config.learning_rate = FINETUNE_LR
-  config.init_checkpoint = _variables(workdir, f"{network}_baseline", "deblur")
-  config.flow_init_checkpoint = _variables(workdir, "flownets", "flow")
+  network, overrides = finetunes(scale)[name]
+  config = _scaled(REBLUR[network].get_config(scale.variant), scale,
+                   steps=scale.finetune_steps, unlabeled=True, curve_points=scale.curve_points)
+  config.init_checkpoint = _start(scale, workdir, network)
+  config.flow_init_checkpoint = _start(scale, workdir, "flownets")
   config.update(overrides)
   return config
 
 
-def _variables(workdir: str, run: str, network: str) -> str:
-  return os.path.join(workdir, run, train.VARIABLES_DIR, network)
+def _start(scale: Scale, workdir: str, network: str) -> str:
+  """The variables a network starts its fine-tuning from: shipped, or trained by this study."""
+  if scale.start:
+    return os.path.join(scale.start, network)
+  run, entry = ("flownets", "flow") if network == "flownets" else (f"{network}_baseline",
+                                                                   "deblur")
+  return os.path.join(workdir, run, train.VARIABLES_DIR, entry)
 
 
 # ----------------------------------------------------------------------------- measurements
@@ -165,6 +193,11 @@ def _train(config: ml_collections.ConfigDict, run_dir: str) -> float:
 
 
 def pretrain_flow(scale: Scale, workdir: str) -> dict[str, Any]:
+  """Test end-point error (px) of FlowNetS: the shipped one's, or before and after training it."""
+  if scale.start:  # Only evaluated: the run length is not used.
+    config = _scaled(flownets_pretrain.get_config(), scale, steps=1, unlabeled=False)
+    config.flow_init_checkpoint = _start(scale, workdir, "flownets")
+    return {"epe": train.evaluate(config)["epe"]}
   run_dir = os.path.join(workdir, "flownets")
   _train(flow_config(scale), run_dir)
   epe = _scalars(run_dir, "eval/epe")
@@ -180,11 +213,13 @@ def train_baseline(network: str, scale: Scale, workdir: str) -> dict[str, Any]:
 def finetune(name: str, scale: Scale, workdir: str) -> dict[str, Any]:
   """Fine-tunes, then scores baseline and result frame by frame on the test split."""
   run_dir = os.path.join(workdir, name)
-  seconds = _train(finetune_config(name, scale, workdir), run_dir)
+  config = finetune_config(name, scale, workdir)
+  seconds = _train(config, run_dir)
   report = scoring.score_checkpoint(None, run_dir, timing_size=None, num_grids=0)
   entry, = report["datasets"]
   return {"mean": entry["mean"], "per_frame": entry["per_frame"], "seconds_per_step": seconds,
-          "curve": _scalars(run_dir, "eval/psnr")}
+          "curve": _scalars(run_dir, "eval/psnr"),
+          "settings": {field: config[field] for field in RECORDED}}
 
 
 def loss_balance(run_dir: str) -> dict[str, float]:
@@ -294,9 +329,11 @@ def run_study(scale_name: str, workdir: str, output: str) -> dict:
 
   _cached(results, "data", path, lambda: _prepare(scale.dataset))
   _cached(results, "flownets", path, lambda: pretrain_flow(scale, workdir))
-  for network in SUPERVISED:
-    _cached(results, f"{network}_baseline", path, lambda: train_baseline(network, scale, workdir))
-  for run in FINETUNES:
+  if not scale.start:
+    for network in SUPERVISED:
+      _cached(results, f"{network}_baseline", path,
+              lambda: train_baseline(network, scale, workdir))
+  for run in finetunes(scale):
     _cached(results, run, path, lambda: finetune(run, scale, workdir))
   _cached(results, "table4", path, lambda: group_vs_single(scale, workdir))
 
@@ -320,7 +357,8 @@ def plot_curves(results: dict, path: str) -> str:
   figure = Figure(figsize=(10, 3.6))
   axes = figure.subplots(1, 2)
   for axis, network in zip(axes, ("dvd", "deblurgan")):
-    for run, label in ((f"{network}_reblur", "reblur (alpha 0.1)"),
+    alpha = results[f"{network}_reblur"]["settings"]["alpha"]
+    for run, label in ((f"{network}_reblur", f"reblur (alpha {alpha:g})"),
                        (f"{network}_alpha0", "control (alpha 0)")):
       steps, psnr = zip(*results[run]["curve"])
       axis.plot(steps, psnr, marker="o", label=label)

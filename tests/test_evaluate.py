@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 from tensorboard.backend.event_processing import event_accumulator
+from tensorboard.util import tensor_util
 
 from reblur_jax import checkpoint
 from reblur_jax import metrics
@@ -23,6 +24,7 @@ from reblur_jax.data import pipeline
 from reblur_jax.evaluation import scoring
 from reblur_jax.evaluation import inference
 from reblur_jax.evaluation import networks
+from reblur_jax.training import train
 from reblur_jax.training import validation
 
 from conftest import REPO, once_per_session, subprocess_env
@@ -185,3 +187,15 @@ def test_other_device_errors_are_not_mistaken_for_memory():
     raise jax.errors.JaxRuntimeError("INTERNAL: something else")
   with pytest.raises(jax.errors.JaxRuntimeError, match="INTERNAL"):
     inference.choose_tile(broken, (1, 5, 300, 200, 3))
+
+
+def test_train_evaluate_scores_a_run_s_networks_as_the_run_logged_them(tiny_run):
+  # What experiments/reproduce.py reads for shipped networks: no training, the same eval step.
+  config = checkpoint.restore_run(tiny_run.workdir).config
+  config.init_checkpoint = os.path.join(tiny_run.workdir, train.VARIABLES_DIR, "deblur")
+  config.flow_init_checkpoint = os.path.join(tiny_run.workdir, train.VARIABLES_DIR, "flow")
+  events = event_accumulator.EventAccumulator(tiny_run.workdir, size_guidance={"tensors": 0})
+  events.Reload()
+  logged = {e.step: float(np.asarray(tensor_util.make_ndarray(e.tensor_proto)))
+            for e in events.Tensors("eval/psnr")}
+  assert train.evaluate(config)["psnr"] == pytest.approx(logged[max(logged)], abs=1e-3)

@@ -177,13 +177,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
       checkpoint.
   """
   workdir = os.path.abspath(os.fspath(workdir))
-  validation.validate_config(config, jax.device_count())
-  mesh = sharding.create_mesh()
-  networks = state_lib.create_networks(config)
-  data = inputs.create(config, clip_length(config, networks), validation.batch_sizes(config))
+  mesh, data, run = _set_up(config)
   steps_per_epoch = data.steps_per_epoch
   total_steps = num_train_steps(config, steps_per_epoch)
-  run = create_run(config, networks, mesh, steps_per_epoch=steps_per_epoch)
   logging.info("Training %s on %d device(s) of %d process(es): %d steps of %s clips "
                "(%d steps per epoch).", config.task, jax.device_count(), jax.process_count(),
                total_steps, validation.batch_sizes(config), steps_per_epoch)
@@ -233,6 +229,26 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
     writer.flush()
   export_variables(state, os.path.join(workdir, VARIABLES_DIR))
   return state
+
+
+def evaluate(config: ml_collections.ConfigDict) -> dict[str, float]:
+  """The eval metrics of the config's starting networks (its init checkpoints), untrained.
+
+  What `train_and_evaluate` logs at step 0, without a workdir: e.g. a shipped network's score on
+  another split.
+  """
+  mesh, data, run = _set_up(config)
+  return eval_metrics(run, run.state, data.eval_batches(), mesh)[0]
+
+
+def _set_up(config: ml_collections.ConfigDict
+            ) -> tuple[jax.sharding.Mesh, inputs.Inputs, Run]:
+  """Checks the config (before any work), then builds the mesh, the data and the run."""
+  validation.validate_config(config, jax.device_count())
+  mesh = sharding.create_mesh()
+  networks = state_lib.create_networks(config)
+  data = inputs.create(config, clip_length(config, networks), validation.batch_sizes(config))
+  return mesh, data, create_run(config, networks, mesh, steps_per_epoch=data.steps_per_epoch)
 
 
 @dataclasses.dataclass(frozen=True)

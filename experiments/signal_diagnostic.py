@@ -210,13 +210,8 @@ def loss_mask(frames: Frames, mask: str, tau: float) -> np.ndarray:
   if mask == "model":
     return frames.model_holds[..., None].astype(np.float32)
   if mask == "inside":
-    height, width = frames.blurry.shape[1:3]
-    ys, xs = np.mgrid[:height, :width]
-    inside = np.ones(frames.blurry.shape[:3], bool)
-    for flow in (frames.flow_prev, frames.flow_next):
-      x_end, y_end = xs + tau * flow[..., 0], ys + tau * flow[..., 1]
-      inside &= (x_end >= 0) & (x_end <= width - 1) & (y_end >= 0) & (y_end <= height - 1)
-    return inside[..., None].astype(np.float32)
+    inside = blur.segments_inside(frames.flow_prev, frames.flow_next, tau=tau)
+    return np.asarray(inside)[..., None].astype(np.float32)
   raise ValueError(f"unknown mask {mask!r}.")
 
 

@@ -306,6 +306,28 @@ def reblur(sharp, flow_prev, flow_next, *, tau: float = 1.0, method: str = "conv
   return blurry.astype(jnp.result_type(sharp))
 
 
+def segments_inside(flow_prev, flow_next, *, tau: float) -> jax.Array:
+  """Pixels whose blur segments stay inside the frame: `bool [..., H, W]`.
+
+  True where both segments `p + s tau flow`, s in [0, 1], end inside the frame (only the next
+  one for the two-frame model, `flow_prev` None). Elsewhere `reblur` clamps at the border, where
+  the camera saw what lies beyond it: the model does not hold there, which matters most on
+  training crops, whose borders are inside the frame the blur was made in.
+
+  Args:
+    flow_prev, flow_next: `[..., H, W, 2]` flows in pixels (`flow_prev` may be None).
+    tau: exposure fraction of each flow a segment spans.
+  """
+  height, width = flow_next.shape[-3:-1]
+  ys, xs = jnp.mgrid[:height, :width]
+  inside = jnp.ones(flow_next.shape[:-1], bool)
+  for flow in (flow_prev, flow_next):
+    if flow is not None:  # A segment is straight: inside if its end is.
+      x_end, y_end = xs + tau * flow[..., 0], ys + tau * flow[..., 1]
+      inside &= (x_end >= 0) & (x_end <= width - 1) & (y_end >= 0) & (y_end <= height - 1)
+  return inside
+
+
 @functools.partial(jax.jit, static_argnames=("tau", "method", "max_disp", "samples"))
 def reblur_batch(sharp, flow_prev, flow_next, *, tau: float = 1.0, method: str = "conv",
                  max_disp: int = 16, samples: int = 8):

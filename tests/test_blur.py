@@ -318,3 +318,14 @@ def test_bad_input_raises_value_error():
     blur.reblur_batch(image[None], None, flow)
   # warp has no flow table: long exposures are fine there.
   assert blur.reblur(image, flow, flow, method="warp", tau=1.5).shape == image.shape
+
+
+def test_segments_inside_marks_pixels_whose_segments_leave_the_frame():
+  flow_next = jnp.zeros((6, 8, 2)).at[..., 0].set(3.0)  # 1.5 px to the right at tau 0.5.
+  inside = blur.segments_inside(None, flow_next, tau=0.5)
+  assert inside.shape == (6, 8)
+  np.testing.assert_array_equal(inside.all(axis=0), [True] * 6 + [False] * 2)
+  flow_prev = jnp.zeros((6, 8, 2)).at[..., 1].set(-4.0)  # 2 px up.
+  both = blur.segments_inside(flow_prev, flow_next, tau=0.5)
+  np.testing.assert_array_equal(both, inside & (jnp.arange(6) >= 2)[:, None])
+  assert blur.segments_inside(flow_prev[None], flow_next[None], tau=0.5).shape == (1, 6, 8)

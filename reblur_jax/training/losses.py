@@ -45,6 +45,8 @@ class LossSettings:
     stop_flow_gradient: treat the flows as constants in `L_U` (config.flow_gradient == "stop").
     flow_source: "flownets" (FlowNetS on the restored frames) or "tvl1" (fixed flows that come
       with the unlabeled clips).
+    reblur_mask: where `L_U` is measured: "none" (every pixel) or "inside" (pixels whose blur
+      segments stay inside the crop, `blur.segments_inside`).
   """
   alpha: float
   train_mode: bool
@@ -55,6 +57,7 @@ class LossSettings:
   blur_samples: int
   stop_flow_gradient: bool
   flow_source: str = "flownets"
+  reblur_mask: str = "none"
 
   @classmethod
   def from_config(cls, config: ml_collections.ConfigDict) -> LossSettings:
@@ -62,7 +65,8 @@ class LossSettings:
                tau=config.tau, blur_model=config.blur_model, max_disp=config.max_disp,
                blur_samples=config.blur_samples,
                stop_flow_gradient=config.flow_gradient == "stop",
-               flow_source=state.flow_source(config))
+               flow_source=state.flow_source(config),
+               reblur_mask=config.get("reblur_mask", "none"))
 
   def offsets(self) -> tuple[int, ...]:
     """Frames of an unlabeled clip d restores for `L_U`, relative to its middle."""
@@ -72,7 +76,8 @@ class LossSettings:
     """The blur-model arguments of `reblur_loss`."""
     return dict(frames=self.frames, tau=self.tau, method=self.blur_model,
                 max_disp=self.max_disp, samples=self.blur_samples,
-                stop_flow_gradient=self.stop_flow_gradient)
+                stop_flow_gradient=self.stop_flow_gradient,
+                inside_only=self.reblur_mask == "inside")
 
 
 def mse(x: jax.Array, y: jax.Array) -> jax.Array:
@@ -111,7 +116,7 @@ def reblur_offsets(frames: int) -> tuple[int, ...]:
 
 def reblur_loss(restored: jax.Array, blurry_middle: jax.Array, flows, *, frames: int,
                 tau: float, method: str, max_disp: int, samples: int,
-                stop_flow_gradient: bool = False):
+                stop_flow_gradient: bool = False, inside_only: bool = False):
   """The self-supervised term `L_U` from restored frames.
 
   Args:
@@ -126,6 +131,8 @@ def reblur_loss(restored: jax.Array, blurry_middle: jax.Array, flows, *, frames:
     stop_flow_gradient: treat the flows as constants. Through FlowNetS, d can lower `L_U` by
       changing what the flow network sees instead of by sharpening (docs/signal_diagnostic.md:
       the lowest reblur loss and the smallest gain); stopped, only the sharp frame is pulled.
+    inside_only: average the squared error only over pixels whose blur segments stay inside
+      the frame (`blur.segments_inside`); a batch where none does gives 0.
 
   Returns:
     `(loss, reblurred [B, H, W, 3])`.
@@ -145,7 +152,12 @@ def reblur_loss(restored: jax.Array, blurry_middle: jax.Array, flows, *, frames:
     flow_next, flow_prev = jax.lax.stop_gradient((flow_next, flow_prev))
   reblurred = blur.reblur_batch(middle, flow_prev, flow_next, tau=tau, method=method,
                                 max_disp=max_disp, samples=samples)
-  return mse(reblurred, blurry_middle), reblurred
+  if not inside_only:
+    return mse(reblurred, blurry_middle), reblurred
+  weights = blur.segments_inside(flow_prev, flow_next, tau=tau)[..., None].astype(
+      reblurred.dtype)
+  squared = weights * jnp.square(reblurred - blurry_middle)
+  return jnp.sum(squared) / jnp.maximum(jnp.sum(weights) * reblurred.shape[-1], 1), reblurred
 
 
 def adaptive_average(x: jax.Array, size: tuple[int, int]) -> jax.Array:

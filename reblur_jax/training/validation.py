@@ -31,6 +31,7 @@ DEBLUR_MODELS = tuple(name for name in models.MODELS if name != "flownets")
 FRAMES = (2, 3)
 FLOW_GRADIENTS = ("through", "stop")
 COMPUTE_DTYPES = ("float32", "bfloat16")
+REBLUR_MASKS = ("none", "inside")
 SYNTHETIC = "synthetic_blur"
 DATA_GROUPS = ("labeled", "unlabeled", "eval")
 UNLABELED_ONLY = "blurry_video"  # Blurry frames only: a U set, never S or evaluation.
@@ -74,6 +75,7 @@ _FIELD_CHECKS: dict[str, tuple[Callable[[Any], bool], str, str]] = {
                       "flow_gradient=through"),
     "flow_source": (_in_set(estimated_flows.SOURCES), f"one of {estimated_flows.SOURCES}",
                     "flow_source=tvl1"),
+    "reblur_mask": (_in_set(REBLUR_MASKS), f"one of {REBLUR_MASKS}", "reblur_mask=inside"),
     "compute_dtype": (_in_set(COMPUTE_DTYPES), f"one of {COMPUTE_DTYPES}",
                       "compute_dtype=bfloat16"),
     "frames": (_in_set(FRAMES), "2 (t, t+1) or 3 (t-1, t, t+1) frames", "frames=3"),

@@ -23,7 +23,8 @@ test: setup
 
 # The main job at laptop scale (configs' `:cpu` variants): DVD-Reblur fine-tuned from the thin DVD
 # shipped in pretrained/ (`make pretrained` made it; the reblur loss's flows are TV-L1 on the blurry
-# frames, so no FlowNetS is needed), the before/after evaluation
+# frames, so no FlowNetS is needed; the labeled clips come from `study_mixed`, which it last trained
+# on, and both synthetic sets are built on first use), the before/after evaluation
 # (runs/demo/dvd_reblur/eval/report.md and grid_*.png) and one whole test video deblurred by the
 # deblur command (runs/demo/video/blurry.mp4 -> blurry_deblurred.mp4). `make demo FROM_SCRATCH=1`
 # first trains the DVD baseline itself (a shorter run than pretrained/'s). Rerunning resumes.

@@ -10,9 +10,10 @@ configs/deblurgan_supervised.py run, and a trained FlowNetS:
       --config.flow_init_checkpoint=runs/flownets/variables/flow
 
 `:cpu` shrinks it for a laptop and, like configs/dvd_reblur.py's, takes L_U's flows from TV-L1 on
-the blurry frames (alpha 1, Adam 1e-3, chosen on validation; no FlowNetS needed). Without data it uses the embedded synthetic set; `:gopro` and
-`:dvd` are the paper's runs on those sets, as in configs/dvd_reblur.py (tau = the set's exposure,
-docs/data.md; `--config.tau=1` for the paper's text):
+the blurry frames (alpha 1, Adam 1e-3, chosen on validation; no FlowNetS needed). Without data
+it uses the embedded synthetic set; `:gopro` and `:dvd` are the paper's runs on those sets, as in
+configs/dvd_reblur.py (tau = the set's exposure, docs/data.md; `--config.tau=1` for the paper's
+text):
 
   python train.py --config=configs/deblurgan_reblur.py:gopro --workdir=runs/deblurgan_reblur_gopro \
       --config.init_checkpoint=ckpt/deblurgan --config.flow_init_checkpoint=ckpt/flownets

@@ -14,10 +14,11 @@ The study, every setting fixed before the first run (nothing is tuned on the tes
    flows from TV-L1 on the blurry frames, alpha 3, Adam 1e-3, chosen on the validation split;
    `--scale=gpu`: the paper's FlowNetS, alpha 0.1, Adam 1e-4), S = the labeled set the baseline
    last trained on, U = the blurry frames of the test split (as the paper fine-tunes on its test
-   videos), and scored on the test split's sharp frames (Table 2). Same steps with alpha = 0 is the control that separates the reblur signal
-   from training longer; where the method is not the paper's, the paper's settings and their
-   control are run too. Ablations: warp vs conv blur model (Table 3), 2 vs 3 frames (Table 5),
-   tau = 1 (the paper's) vs 0.5 (the synthetic camera's true exposure).
+   videos), and scored on the test split's sharp frames (Table 2). Same steps with alpha = 0 is
+   the control that separates the reblur signal from training longer; where the method is not
+   the paper's, the paper's settings and their control are run too. Ablations: warp vs conv
+   blur model (Table 3), 2 vs 3 frames (Table 5), tau = 1 (the paper's) vs 0.5 (the synthetic
+   camera's true exposure).
 3. DeblurGAN-Reblur fine-tuned on each of 5 test frames alone vs on the 5 together (Table 4).
 
 The test split differs from training as real footage does: other photos, and motion up to 18

@@ -290,13 +290,15 @@ def markdown(results: dict, figures: dict, directory: str,
       f"{data['test_speed']:g} px / frame against {data['train_speed']:g} in training. "
       f"{_starting_networks(results)} S: the train split of the set each baseline last trained "
       f"on, `{results['dvd_reblur']['settings']['labeled_dataset']}` for DVD, "
-      f"`{results['deblurgan_reblur']['settings']['labeled_dataset']}` for DeblurGAN. Fine-tuning: {settings['finetune_steps']} steps (the paper:"
-      f" 200 iterations), {_settings(results['dvd_reblur'])} for DVD, "
+      f"`{results['deblurgan_reblur']['settings']['labeled_dataset']}` for DeblurGAN. "
+      f"Fine-tuning: {settings['finetune_steps']} steps (the paper: 200 iterations), "
+      f"{_settings(results['dvd_reblur'])} for DVD, "
       f"{_settings(results['deblurgan_reblur'])} for DeblurGAN"
       f"{_method_origin(settings)}, conv blur model, 3 frames, tau 0.5, BatchNorm frozen (and "
-      "FlowNetS, where it gives the flows), unless a row says otherwise. Nothing was tuned on the test split's ground truth. "
-      "This is not the paper's scale (full-width networks, GoPro / DVD, a GPU): `--scale=gpu` "
-      "runs the same study at full width (not run here: no GPU was available).",
+      "FlowNetS, where it gives the flows), unless a row says otherwise. Nothing was tuned on the "
+      "test split's ground truth. This is not the paper's scale (full-width networks, GoPro / "
+      "DVD, a GPU): `--scale=gpu` runs the same study at full width (not run here: no GPU was "
+      "available).",
       "",
       *table2(results), "",
       f"![PSNR against fine-tuning steps]({rel(figures['curves'])})", "",

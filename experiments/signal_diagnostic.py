@@ -49,6 +49,7 @@ from reblur_jax.data import estimated_flows
 from reblur_jax.data import synthetic
 from reblur_jax.data.builders import synthetic_blur
 from reblur_jax.evaluation import networks
+from reblur_jax.training import losses
 
 # Seeds of held-out sequences: past every test sequence the synthetic data sets render.
 FIRST_SEED = synthetic_blur.TEST_SEED_OFFSET + 200
@@ -246,7 +247,7 @@ def run_row(row: Row, frames: Frames, *, steps: Sequence[int], learning_rate: fl
   def loss_and_flows(x):
     flows = flows_of(x)
     reblurred = reblur(x, *flows)
-    return jnp.sum(mask * jnp.square(reblurred - blurry)) / (3 * jnp.sum(mask)), flows
+    return losses.mse(reblurred, blurry, mask), flows
 
   optimizer = optax.adam(learning_rate)
 

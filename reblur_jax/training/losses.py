@@ -80,9 +80,16 @@ class LossSettings:
                 inside_only=self.reblur_mask == "inside")
 
 
-def mse(x: jax.Array, y: jax.Array) -> jax.Array:
-  """Mean squared error over all elements (a scalar)."""
-  return jnp.mean(jnp.square(x - y))
+def mse(x: jax.Array, y: jax.Array, mask: jax.Array | None = None) -> jax.Array:
+  """Mean squared error over all elements (a scalar).
+
+  `mask`: 0/1 weights broadcastable to `x` (e.g. `[B, H, W, 1]` per pixel); the mean is then over
+  the elements it keeps, and 0 where it keeps none.
+  """
+  if mask is None:
+    return jnp.mean(jnp.square(x - y))
+  mask = jnp.broadcast_to(mask, x.shape).astype(x.dtype)
+  return jnp.sum(mask * jnp.square(x - y)) / jnp.maximum(jnp.sum(mask), 1)
 
 
 def windows(clips: jax.Array, num_frames: int, offsets: tuple[int, ...]) -> jax.Array:
@@ -152,12 +159,8 @@ def reblur_loss(restored: jax.Array, blurry_middle: jax.Array, flows, *, frames:
     flow_next, flow_prev = jax.lax.stop_gradient((flow_next, flow_prev))
   reblurred = blur.reblur_batch(middle, flow_prev, flow_next, tau=tau, method=method,
                                 max_disp=max_disp, samples=samples)
-  if not inside_only:
-    return mse(reblurred, blurry_middle), reblurred
-  weights = blur.segments_inside(flow_prev, flow_next, tau=tau)[..., None].astype(
-      reblurred.dtype)
-  squared = weights * jnp.square(reblurred - blurry_middle)
-  return jnp.sum(squared) / jnp.maximum(jnp.sum(weights) * reblurred.shape[-1], 1), reblurred
+  mask = blur.segments_inside(flow_prev, flow_next, tau=tau)[..., None] if inside_only else None
+  return mse(reblurred, blurry_middle, mask), reblurred
 
 
 def adaptive_average(x: jax.Array, size: tuple[int, int]) -> jax.Array:

@@ -28,7 +28,6 @@ def get_config(variant: str = ""):
   config.model_kwargs = {"width": 1.0, "dropout_rate": 0.0}
   for group in ("labeled", "unlabeled", "eval"):
     config[f"{group}_dataset"] = "synthetic_blur/train"
-  config.tau = 0.5  # The synthetic camera's exposure fills the frame interval; paper: 1.
   config.unlabeled_fraction = 0.5
   config.unlabeled_split = "test"  # U: the blurry frames of the test videos, as in the paper.
   config.batch_size = 16

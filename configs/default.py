@@ -110,8 +110,10 @@ def get_config() -> ml_collections.ConfigDict:
   config.frames = 3  # Frames the blur model uses: 3 (t-1, t, t+1) or 2 (t, t+1; Table 5).
   # Exposure fraction of the flow to each neighbour: each blur segment spans tau times the flow
   # to that neighbour, E / (2 D) for E sub-frames averaged, D between frames (docs/blur_model.md;
-  # the paper's text: 1). The reblur configs set their data's value.
-  config.tau = 1.0
+  # the paper's text: 1, the ablation --config.tau=1). 0.5: the exposure fills the frame
+  # interval, as the synthetic camera's does; the real sets' variants set theirs. Supervised
+  # training never reads it, but adapting its network to a video does.
+  config.tau = 0.5
   config.max_disp = 16  # Flow range of the conv kernel table, pixels (paper: 16).
   config.blur_samples = 8  # Warps per segment of the warp model.
 

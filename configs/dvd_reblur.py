@@ -51,7 +51,6 @@ def get_config(variant: str = ""):
   # DVD reads 5 frames around each of t-1, t, t+1: 7-frame clips.
   for group in ("labeled", "unlabeled", "eval"):
     config[f"{group}_dataset"] = "synthetic_blur/train_t7"
-  config.tau = 0.5  # The synthetic camera's exposure fills the frame interval; paper: 1.
   config.unlabeled_fraction = 0.5
   config.unlabeled_split = "test"  # U: the blurry frames of the test videos, as in the paper.
   config.batch_size = 16

@@ -16,7 +16,6 @@ def get_config():
   config.flow_model_kwargs.width = 1 / 32
   for group in ("labeled", "unlabeled", "eval"):
     config[f"{group}_dataset"] = "synthetic_blur/tiny_t7"  # DVD: 7-frame clips.
-  config.tau = 0.5  # The synthetic camera's exposure fills the frame interval.
   config.crop_size = 32
   config.batch_size = 8
   config.unlabeled_fraction = 0.5

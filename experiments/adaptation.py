@@ -2,6 +2,7 @@ r"""Test-time adaptation per video, scored against ground truth the adaptation n
 
   python -m experiments.adaptation --checkpoint=runs/demo/dvd_reblur \
       --dataset=synthetic_blur/study_t7 --split=validation --steps=200
+  python -m experiments.adaptation --checkpoint=pretrained/dvd --split=validation --steps=100
 
 Each sequence of `--split` (or each of `--videos`, blurred as `experiments/real_footage.py`
 does) is adapted to on its own blurry frames with `adapt.adapt` and the safeguards of the flags
@@ -32,7 +33,6 @@ from reblur_jax.evaluation import inference
 from reblur_jax.evaluation import networks
 from reblur_jax.evaluation import safeguards as safeguards_lib
 from reblur_jax.evaluation import video
-from reblur_jax.training import state as state_lib
 
 
 def split_videos(dataset: str, split: str, data_dir: str | None
@@ -71,12 +71,12 @@ def gradient_energy(frames: np.ndarray) -> float:
   return float(np.abs(np.diff(frames, axis=1)).mean() + np.abs(np.diff(frames, axis=2)).mean())
 
 
-def run_video(run, module, variables, flow, blurry, sharp, args) -> dict:
+def run_video(run, module, variables, flow, blurry, sharp, args, flow_source: str) -> dict:
   """Adapts to one video; returns its scores, decision and measurement trajectory."""
   config = adapt.adaptation_config(
       run.config, steps=args.steps, frame_size=blurry.shape[1:3],
       learning_rate=args.learning_rate, batch_size=args.batch_size,
-      flow_gradient=args.flow_gradient, flow_source=args.flow_source)
+      flow_gradient=args.flow_gradient, flow_source=flow_source, tau=args.tau)
   safeguards = safeguards_lib.Safeguards(
       holdout_every=args.holdout_every, max_held_out=args.max_held_out,
       eval_every=args.eval_every, patience=args.patience, margin=args.margin,
@@ -106,8 +106,9 @@ def main(argv: Sequence[str]) -> None:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   args = flags.FLAGS
   run = networks.restore(args.checkpoint)
-  if run.flow_network is None and (args.flow_source
-                                  or state_lib.flow_source(run.config)) == "flownets":
+  flow_source = args.flow_source or adapt.default_flow_source(
+      run.config, flow_network_at_hand=run.flow_network is not None or bool(args.flow_checkpoint))
+  if run.flow_network is None and flow_source == "flownets":
     if not args.flow_checkpoint:
       raise app.UsageError(f"{args.checkpoint} has no FlowNetS: pass --flow_checkpoint.")
     run.use_flow(args.flow_checkpoint)
@@ -121,7 +122,7 @@ def main(argv: Sequence[str]) -> None:
   lines = ["| video | frames | blurry | un-adapted | adapted | gain | safeguards |",
            "|---|--:|--:|--:|--:|--:|---|"]
   for name, (blurry, sharp) in videos.items():
-    results[name] = run_video(run, module, variables, flow, blurry, sharp, args)
+    results[name] = run_video(run, module, variables, flow, blurry, sharp, args, flow_source)
     r = results[name]
     lines.append(f"| {name} ({blurry.shape[2]}x{blurry.shape[1]}) | {len(blurry)} | "
                  f"{r['psnr_blurry']:.2f} | {r['psnr_start']:.2f} | {r['psnr_adapted']:.2f} | "
@@ -137,9 +138,9 @@ def main(argv: Sequence[str]) -> None:
 
 
 FLAG_NAMES = ("checkpoint", "dataset", "split", "videos", "steps", "learning_rate", "batch_size",
-              "flow_gradient", "flow_source", "holdout_every", "max_held_out", "eval_every",
-              "patience", "margin", "min_reblur_psnr", "anchor", "sharpness_tolerance",
-              "max_side", "max_frames", "average")
+              "flow_gradient", "flow_source", "tau", "holdout_every",
+              "max_held_out", "eval_every", "patience", "margin", "min_reblur_psnr", "anchor",
+              "sharpness_tolerance", "max_side", "max_frames", "average")
 
 
 def _define_flags() -> None:
@@ -160,7 +161,9 @@ def _define_flags() -> None:
   flags.DEFINE_enum("flow_gradient", adapt.FLOW_GRADIENT, ["through", "stop"],
                     "FlowNetS in the reblur loss.")
   flags.DEFINE_enum("flow_source", None, list(estimated_flows.SOURCES),
-                    "Flows of the reblur loss (default: the checkpoint config's flow_source).")
+                    "Flows of the reblur loss (default: adapt.default_flow_source).")
+  flags.DEFINE_float("tau", None, "Exposure of the blur model (default: the checkpoint "
+                     "config's; 0.5 for the synthetic sets).")
   flags.DEFINE_integer("holdout_every", defaults.holdout_every, "Safeguards.holdout_every.")
   flags.DEFINE_integer("max_held_out", defaults.max_held_out, "Safeguards.max_held_out.")
   flags.DEFINE_integer("eval_every", defaults.eval_every, "Safeguards.eval_every.")

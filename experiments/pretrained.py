@@ -34,6 +34,7 @@ from absl import flags
 from configs import deblurgan_supervised
 from configs import dvd_supervised
 from configs import flownets_pretrain
+from reblur_jax import checkpoint
 from reblur_jax.training import state as state_lib
 from reblur_jax.training import train
 
@@ -65,7 +66,7 @@ NETWORKS = {
                              learning_rate=1e-3, dataset="synthetic_blur/study_mixed_t7"))),
     "deblurgan": ("deblur", (Stage(deblurgan_supervised, 3000),)),
 }
-MANIFEST = "manifest.json"
+MANIFEST = checkpoint.MANIFEST
 
 
 def run_dir(workdir: str, name: str, stage: int) -> str:

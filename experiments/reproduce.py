@@ -251,7 +251,8 @@ def group_vs_single(scale: Scale, workdir: str) -> dict[str, Any]:
   test = pipeline.data_source(config.eval_dataset, config.eval_split, config.data_dir or None)
   chosen = [int(i) for i in np.linspace(0, len(test) - 1, TABLE4_IMAGES + 2)[1:-1].round()]
   config = adapt.adaptation_config(config, steps=scale.adapt_steps,
-                                   frame_size=np.asarray(test[0]["blurry"]).shape[1:3])
+                                   frame_size=np.asarray(test[0]["blurry"]).shape[1:3],
+                                   learning_rate=adapt.PAPER_LEARNING_RATE)
   module = networks.create_deblur(config)
   start = {"deblur": checkpoint.load_variables(config.init_checkpoint),
            "flow": checkpoint.load_variables(config.flow_init_checkpoint)}

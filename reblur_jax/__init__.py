@@ -5,8 +5,9 @@ What a notebook or script needs:
 * `blur`: the differentiable blur formation model (`reblur`, `reblur_batch`, `kernel_table`);
 * `models`: DVD, the DeblurGAN generator and FlowNetS (`models.create(name, **kwargs)`);
 * `metrics`: PSNR and SSIM as the paper's tables report them;
-* `restore(path)`: a training run's networks, ready to `.deblur(frames)`, `.flows(frames)` and
-  `.reblur(frames)`, with its `.config` and `.step`, on any machine;
+* `restore(path)`: a training run's networks (or a shipped one, `pretrained/dvd`), ready to
+  `.deblur(frames)`, `.flows(frames)` and `.reblur(frames)`, with its `.config` and `.step`, on
+  any machine;
 * `checkpoint`: networks and training runs on disk (`save_variables`, `load_variables`,
   `restore_run(path)`: a run's checkpoint as NumPy arrays);
 * `train_and_evaluate(config, workdir)`: what `train.py` runs;

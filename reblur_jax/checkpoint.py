@@ -13,8 +13,10 @@ Two kinds of directory hold networks:
   as other numbers).
 
 `restore_run(path)` opens a run given as its workdir, `W/checkpoints` (the newest step that
-reads) or one step `W/checkpoints/<step>`; `load_network(path, name)` takes either kind. Both
-read to host NumPy arrays, so a run written by N devices on M hosts opens in a 1-device notebook.
+reads) or one step `W/checkpoints/<step>`, or a shipped network: a variables directory `D/<name>`
+whose `D/manifest.json` (written by `experiments/pretrained.py`, e.g. `pretrained/dvd`) records
+the configs it was trained with; `load_network(path, name)` takes either kind. Both read to host
+NumPy arrays, so a run written by N devices on M hosts opens in a 1-device notebook.
 
 Saves are asynchronous; a step directory appears only once fully written, so a run killed at any
 moment resumes from its last complete checkpoint. A step that is there but does not read (a file
@@ -33,6 +35,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
+import json
 import os
 import shutil
 from collections.abc import Mapping
@@ -53,6 +56,7 @@ from jax.experimental import multihost_utils
 PyTree = Any
 CHECKPOINT_DIR = "checkpoints"
 DAMAGED_DIR = "checkpoints_damaged"  # Next to CHECKPOINT_DIR: steps that did not read.
+MANIFEST = "manifest.json"  # Next to shipped variables directories: their training configs.
 _CHECK_SIZE = 64  # Frame side used to derive the expected variable shapes (any size works).
 
 
@@ -294,9 +298,10 @@ class RestoredRun:
   Attributes:
     path: what was opened (absolute).
     kind: what `path` was: "workdir" (a workdir or its `checkpoints` directory: the newest step
-      that reads) or "step" (one `checkpoints/<step>` directory).
-    step: optimiser steps taken.
-    config: the run's configuration.
+      that reads), "step" (one `checkpoints/<step>` directory) or "shipped" (a variables
+      directory with a manifest; its state has no `opt_state`, `step` or `rng`).
+    step: optimiser steps taken (a shipped network: over all its training stages).
+    config: the run's configuration (a shipped network: its last stage's).
     state: the train state as nested dicts of NumPy arrays: `params` (`{'deblur': ..., 'flow':
       ...}`, the networks the run trains or uses), `batch_stats`, `opt_state`, `step`, `rng`.
   """
@@ -353,7 +358,12 @@ def restore_run(path: str | os.PathLike, step: int | None = None) -> RestoredRun
   path = os.path.abspath(os.path.expanduser(os.fspath(path)))  # Orbax: absolute.
   if not os.path.isdir(path):
     raise FileNotFoundError(f"No checkpoint at {path}: expected a training workdir (`python "
-                            "train.py --workdir=...`) or one of its checkpoints/<step> folders.")
+                            "train.py --workdir=...`), one of its checkpoints/<step> folders "
+                            "or a shipped network such as pretrained/dvd.")
+  if not is_run(path) and (shipped := _shipped_entry(path)) is not None:
+    if step is not None:
+      raise ValueError(f"{path} is a shipped network, one set of weights: pass no step.")
+    return _restore_shipped(path, shipped)
   kind = "workdir"
   directory = epath.Path(path)
   if _is_step(path):
@@ -393,6 +403,26 @@ def restore_run(path: str | os.PathLike, step: int | None = None) -> RestoredRun
                               "the workdir for its newest intact one.") from None
   return RestoredRun(path=path, kind=kind, step=int(step), state=restored.state,
                      config=ml_collections.ConfigDict(restored.config))
+
+
+def _shipped_entry(path: str) -> dict[str, Any] | None:
+  """`path`'s entry in the manifest next to it (`{'configs': [...], 'steps': [...], ...}`, one
+  config and step count per training stage), or None if it has none."""
+  manifest = os.path.join(os.path.dirname(path), MANIFEST)
+  if not os.path.isfile(manifest):
+    return None
+  with open(manifest) as f:
+    return json.load(f).get(os.path.basename(path))
+
+
+def _restore_shipped(path: str, entry: dict[str, Any]) -> RestoredRun:
+  config = ml_collections.ConfigDict(entry["configs"][-1])
+  name = "deblur" if config.task == "deblur" else "flow"
+  variables = load_variables(path)
+  state = {"params": {name: variables["params"]},
+           "batch_stats": {name: variables["batch_stats"]} if "batch_stats" in variables else {}}
+  return RestoredRun(path=path, kind="shipped", step=int(sum(entry["steps"])), config=config,
+                     state=state)
 
 
 def load_network(path: str | os.PathLike, name: str = "deblur", *,

@@ -1,24 +1,27 @@
 r"""Deblurs your video: `python -m reblur_jax.deblur --checkpoint=CKPT --input=PATH --output=DIR`.
 
-CKPT is a training workdir (its newest checkpoint) or one checkpoint, `<workdir>/checkpoints/<step>`;
-PATH a folder of frames (sorted by name) or a video file. DIR receives one PNG per frame (named
-after the input frames, `000000.png`... for a video) and, for a video input,
-`<name>_deblurred.mp4` at the input's frame rate.
+CKPT is a training workdir (its newest checkpoint), one checkpoint `<workdir>/checkpoints/<step>`
+or a shipped network (`pretrained/dvd`, `pretrained/deblurgan`); PATH a folder of frames (sorted
+by name) or a video file. DIR receives one PNG per frame (named after the input frames,
+`000000.png`... for a video) and, for a video input, `<name>_deblurred.mp4` at the input's frame
+rate.
 
   python -m reblur_jax.deblur --checkpoint=runs/dvd_reblur --input=shaky.mp4 --output=out/
 
 --adapt_steps=N first fine-tunes the network on this very video with the self-supervised reblur
 loss of training (the paper's fine-tuning on a group of test images, Table 4), then deblurs it.
 Its flows come from --adapt_flows: FlowNetS on the restored frames (the checkpoint's own if its
-run had one, else --flow_checkpoint), or TV-L1 on the blurry frames. Labeled clips can be
-mixed in with --labeled_dataset. Safeguards that need no ground truth are on by default
+run had one, else --flow_checkpoint), or TV-L1 on the blurry frames (the default where there
+is no FlowNetS, as for the shipped supervised networks); --adapt_tau is the exposure the blur
+model assumes (default: the checkpoint config's). Labeled clips can be mixed in with
+--labeled_dataset. Safeguards that need no ground truth are on by default
 (--adapt_safe): some frames are held out, the weights with the lowest reblur error on them are
 kept, and the starting weights are returned when adapting does not lower it by --adapt_margin or
 the blur model does not fit the video (--adapt_min_reblur_psnr); the last line printed says
 what they decided. docs/evaluation.md has the details.
 
-  python -m reblur_jax.deblur --checkpoint=runs/dvd_reblur --input=shaky.mp4 --output=out/ \
-      --adapt_steps=200
+  python -m reblur_jax.deblur --checkpoint=pretrained/dvd --input=shaky.mp4 --output=out/ \
+      --adapt_steps=100
 """
 
 from __future__ import annotations
@@ -48,18 +51,20 @@ def deblur_video(checkpoint: str, input_path: str, output: str, *, overwrite: bo
                  tile: int | None = None, adapt_safe: bool = True,
                  adapt_safeguards: Mapping[str, Any] | None = None,
                  adapt_flow_gradient: str | None = None,
-                 adapt_flows: str | None = None) -> dict[str, list[str]]:
+                 adapt_flows: str | None = None,
+                 adapt_tau: float | None = None) -> dict[str, list[str]]:
   """Deblurs the video at `input_path` into `output` (module docstring); returns what it wrote.
 
-  Every input is checked before any network runs. `adapt_learning_rate` None is the paper's
-  fine-tuning rate, `adapt.LEARNING_RATE`. `adapt_safe` adapts with `safeguards.Safeguards`,
-  its defaults replaced by `adapt_safeguards` (`{field: value}`); False adapts to every frame for
-  all steps. `adapt_flow_gradient` None is `adapt.FLOW_GRADIENT`, `adapt_flows` None the
-  checkpoint config's `flow_source`. With `adapt_steps`, the
+  Every input is checked before any network runs. `adapt_learning_rate` None is the rate chosen
+  on validation, `adapt.LEARNING_RATE`. `adapt_safe` adapts with `safeguards.Safeguards`, its
+  defaults replaced by `adapt_safeguards` (`{field: value}`); False adapts to every frame for
+  all steps. `adapt_flow_gradient` None is `adapt.FLOW_GRADIENT`, `adapt_flows` None
+  `adapt.default_flow_source` (the checkpoint config's `flow_source`, or TV-L1 where there is no
+  FlowNetS), `adapt_tau` None the checkpoint config's `tau`. With `adapt_steps`, the
   result's `"adaptation"` is one line saying what the safeguards decided.
 
   Raises:
-    FileNotFoundError: no input, no checkpoint, or (adapting) no flow network.
+    FileNotFoundError: no input, no checkpoint, or (adapting with FlowNetS) no flow network.
     ValueError: a bad argument (`validation.ConfigError`), unreadable input
       (`CorruptFrameError`), a checkpoint of the wrong model (`checkpoint.ModelMismatchError`).
     FileExistsError: `output` holds files of the same names, and not `overwrite`.
@@ -77,7 +82,8 @@ def deblur_video(checkpoint: str, input_path: str, output: str, *, overwrite: bo
   adapt_flow_gradient = adapt_flow_gradient or adapt_lib.FLOW_GRADIENT
   check_arguments(output=output, adapt_steps=adapt_steps, adapt_learning_rate=adapt_learning_rate,
                   adapt_batch_size=adapt_batch_size, tile=tile,
-                  adapt_flow_gradient=adapt_flow_gradient, adapt_flows=adapt_flows)
+                  adapt_flow_gradient=adapt_flow_gradient, adapt_flows=adapt_flows,
+                  adapt_tau=adapt_tau)
   safeguards = (safeguards_lib.Safeguards(**(adapt_safeguards or {})) if adapt_safe else None)
   if safeguards is not None:
     safeguards_lib.check(safeguards)
@@ -93,18 +99,20 @@ def deblur_video(checkpoint: str, input_path: str, output: str, *, overwrite: bo
   video.check_output(output, source, video_name=video_name, overwrite=overwrite)
   if adapt_steps:  # Adaptation samples clips of the whole video at random: it is read whole.
     clip = video.read(input_path)
+    adapt_flows = adapt_flows or adapt_lib.default_flow_source(
+        config, flow_network_at_hand=restored.flow_network is not None or bool(flow_checkpoint))
     config = adapt_lib.adaptation_config(
         restored.config, steps=adapt_steps, frame_size=clip.frames.shape[1:3],
         learning_rate=adapt_learning_rate, batch_size=adapt_batch_size,
         labeled_dataset=labeled_dataset, data_dir=data_dir, flow_gradient=adapt_flow_gradient,
-        flow_source=adapt_flows)
+        flow_source=adapt_flows, tau=adapt_tau)
     if config.flow_source == "flownets" and restored.flow_network is None:
       if not flow_checkpoint:
         raise FileNotFoundError(
-            "--adapt_steps needs a FlowNetS for the reblur loss, and the checkpoint's run had "
-            "none (it was trained without unlabeled clips). Pass --flow_checkpoint=<a flow "
-            "training workdir, e.g. of configs/flownets_pretrain.py, or a variables directory>, "
-            "or --adapt_flows=tvl1.")
+            "--adapt_flows=flownets needs a FlowNetS for the reblur loss, and the checkpoint's "
+            "run had none (it was trained without unlabeled clips). Pass --flow_checkpoint=<a "
+            "flow training workdir, e.g. of configs/flownets_pretrain.py, or a variables "
+            "directory such as pretrained/flownets>, or leave --adapt_flows unset for TV-L1.")
       restored.use_flow(flow_checkpoint)
     clips = video.Clips(clip.frames, adapt_lib.clip_length(config))
     adaptation = adapt_lib.adapt(
@@ -132,8 +140,8 @@ def deblur_video(checkpoint: str, input_path: str, output: str, *, overwrite: bo
 
 def check_arguments(*, output: str, adapt_steps: int, adapt_learning_rate: float,
                     adapt_batch_size: int | None, tile: int | None,
-                    adapt_flow_gradient: str | None = None, adapt_flows: str | None = None
-                    ) -> None:
+                    adapt_flow_gradient: str | None = None, adapt_flows: str | None = None,
+                    adapt_tau: float | None = None) -> None:
   """The command's flags, before anything is read."""
   # pylint: disable=g-import-not-at-top
   from reblur_jax.data import estimated_flows
@@ -150,7 +158,9 @@ def check_arguments(*, output: str, adapt_steps: int, adapt_learning_rate: float
             ("--adapt_flow_gradient", adapt_flow_gradient, adapt_flow_gradient in
              (None, *validation.FLOW_GRADIENTS), f"one of {validation.FLOW_GRADIENTS}"),
             ("--adapt_flows", adapt_flows, adapt_flows in (None, *estimated_flows.SOURCES),
-             f"one of {estimated_flows.SOURCES}")]
+             f"one of {estimated_flows.SOURCES}"),
+            ("--adapt_tau", adapt_tau, adapt_tau is None or 0 < adapt_tau <= 1,
+             "an exposure in (0, 1] (0.5: the exposure fills the frame interval)")]
   for flag, value, ok, expected in checks:
     if not ok:
       raise validation.ConfigError(f"{flag}={value}: expected {expected}; pass a value in range.")
@@ -158,7 +168,8 @@ def check_arguments(*, output: str, adapt_steps: int, adapt_learning_rate: float
 
 def _define_flags() -> None:
   """Flags, defined only when run as a program (importing this module defines none)."""
-  flags.DEFINE_string("checkpoint", None, "Training workdir or <workdir>/checkpoints/<step>.",
+  flags.DEFINE_string("checkpoint", None, "Training workdir, <workdir>/checkpoints/<step> or a "
+                      "shipped network (pretrained/dvd).",
                       required=True)
   flags.DEFINE_string("input", None, "Folder of frames or a video file.", required=True)
   flags.DEFINE_string("output", None, "Folder for the deblurred frames (and video).",
@@ -167,7 +178,7 @@ def _define_flags() -> None:
   flags.DEFINE_integer("adapt_steps", 0, "Fine-tune on the input with the reblur loss for this "
                        "many steps first (0: no adaptation).")
   flags.DEFINE_float("adapt_learning_rate", None, "Adam's rate for adapting (default: the "
-                     "paper's fine-tuning rate, 1e-4).")
+                     "rate chosen on validation, 1e-3; the paper's: 1e-4).")
   flags.DEFINE_integer("adapt_batch_size", None, "Clips per adaptation step (default: the "
                        "checkpoint config's batch_size).")
   flags.DEFINE_string("flow_checkpoint", None, "FlowNetS for adapting when the checkpoint has "
@@ -181,7 +192,10 @@ def _define_flags() -> None:
   flags.DEFINE_string("adapt_flows", None, "Flows of the reblur loss while adapting: "
                       "'flownets' (FlowNetS on the restored frames) or 'tvl1' (TV-L1 on the "
                       "blurry frames, fixed; no FlowNetS needed). Default: the checkpoint "
-                      "config's flow_source.")
+                      "config's flow_source, or tvl1 where there is no FlowNetS.")
+  flags.DEFINE_float("adapt_tau", None, "Exposure the blur model assumes while adapting: each "
+                     "blur segment spans tau times the flow to the neighbour (0.5: the exposure "
+                     "fills the frame interval). Default: the checkpoint config's tau.")
   flags.DEFINE_bool("adapt_safe", True, "Adapt with the safeguards below (no ground truth "
                     "needed); --noadapt_safe adapts to every frame for all steps.")
   help_texts = {
@@ -221,7 +235,7 @@ def main(argv: Sequence[str]) -> None:
         adapt_batch_size=args.adapt_batch_size, flow_checkpoint=args.flow_checkpoint,
         labeled_dataset=args.labeled_dataset, data_dir=args.data_dir, tile=args.tile,
         adapt_safe=args.adapt_safe, adapt_flow_gradient=args.adapt_flow_gradient,
-        adapt_flows=args.adapt_flows,
+        adapt_flows=args.adapt_flows, adapt_tau=args.adapt_tau,
         adapt_safeguards={field.name: args[f"adapt_{field.name}"].value
                           for field in dataclasses.fields(safeguards_lib.Safeguards)})
   # The messages say what to fix: bad input, a diverged adaptation, frames too large to fit.

@@ -147,7 +147,14 @@ def test_adaptation_settings(network):
   _, restored, _ = network
   config = adapt.adaptation_config(restored.config, steps=5, frame_size=(45, 61))
   assert (config.unlabeled_fraction, config.num_train_steps, config.crop_size) == (1.0, 5, 32)
-  assert config.learning_rate == 1e-4 and config.batch_size == restored.config.batch_size
+  assert config.learning_rate == adapt.LEARNING_RATE and config.batch_size == restored.config.batch_size
+  assert config.tau == restored.config.tau
+  # Without a FlowNetS at hand (a supervised network's run has none), TV-L1 needs none.
+  assert restored.config.flow_source == "flownets"
+  assert adapt.default_flow_source(restored.config, flow_network_at_hand=True) == "flownets"
+  assert adapt.default_flow_source(restored.config, flow_network_at_hand=False) == "tvl1"
+  assert adapt.adaptation_config(restored.config, steps=5, frame_size=(45, 61),
+                                 tau=0.25).tau == 0.25
   # Even a supervised run's checkpoint (BatchNorm trained) adapts with it frozen, at a constant rate.
   supervised = restored.config.copy_and_resolve_references()
   supervised.train_mode, supervised.lr_decay_epochs = True, (30, 50, 100)
@@ -169,12 +176,13 @@ def _without_flow(restored):
                                                                 "params": params}))
 
 
-def test_adapting_without_a_flow_network_asks_for_one(tiny_run, inputs, network, tmp_path,
-                                                      monkeypatch):
+def test_adapting_with_flownets_but_no_flow_network_asks_for_one(tiny_run, inputs, network,
+                                                                 tmp_path, monkeypatch):
   _, restored, _ = network
   monkeypatch.setattr(networks, "restore", lambda path: _without_flow(restored))
   with pytest.raises(FileNotFoundError, match="--flow_checkpoint"):
-    deblur.deblur_video(tiny_run.workdir, inputs["video"], str(tmp_path), adapt_steps=1)
+    deblur.deblur_video(tiny_run.workdir, inputs["video"], str(tmp_path), adapt_steps=1,
+                        adapt_flows="flownets")
   with pytest.raises(ValueError, match="holds no FlowNetS"):
     _without_flow(restored).reblur(inputs["frames"])
 
@@ -186,9 +194,9 @@ def test_adapting_with_tvl1_flows_needs_no_flow_network(tiny_run, inputs, networ
   adapted, real_adapt = [], adapt.adapt
   monkeypatch.setattr(adapt, "adapt", lambda *a, **k: adapted.append(real_adapt(*a, **k))
                       or adapted[-1])
+  # No FlowNetS at hand and no --adapt_flows: TV-L1.
   paths = deblur.deblur_video(tiny_run.workdir, inputs["folder"], str(tmp_path), adapt_steps=2,
-                              adapt_batch_size=2, adapt_flows="tvl1",
-                              adapt_safeguards={"min_reblur_psnr": 0.0})
+                              adapt_batch_size=2, adapt_safeguards={"min_reblur_psnr": 0.0})
   (_, history, decision, held_out), = adapted
   # The reblur loss ran on fixed flows, and the held-out frames were measured with them.
   assert [h["step"] for h in history] == [1, 2] and history[-1]["loss_reblur"] > 0
@@ -197,6 +205,9 @@ def test_adapting_with_tvl1_flows_needs_no_flow_network(tiny_run, inputs, networ
   with pytest.raises(ValueError, match="--adapt_flows=raft: expected one of"):
     deblur.deblur_video(tiny_run.workdir, inputs["folder"], str(tmp_path), adapt_steps=2,
                         adapt_flows="raft")
+  with pytest.raises(ValueError, match=r"--adapt_tau=1.5: expected an exposure in \(0, 1\]"):
+    deblur.deblur_video(tiny_run.workdir, inputs["folder"], str(tmp_path), adapt_steps=2,
+                        adapt_tau=1.5)
 
 
 def test_flow_network_from_another_run_or_a_variables_directory(tiny_run, network):

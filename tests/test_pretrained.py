@@ -8,18 +8,20 @@ without retraining, these tests fail: the files would no longer be what the comm
 import json
 import os
 
+import jax
 import numpy as np
 import pytest
 
 from experiments import pretrained
 from reblur_jax import checkpoint
+from reblur_jax.evaluation import networks
 from reblur_jax.training import state as state_lib
 
 ROOT = os.path.join(os.path.dirname(__file__), "..", "pretrained")
 
 
 def _manifest():
-  with open(os.path.join(ROOT, pretrained.MANIFEST)) as f:
+  with open(os.path.join(ROOT, checkpoint.MANIFEST)) as f:
     return json.load(f)
 
 
@@ -43,3 +45,20 @@ def test_committed_files_match_the_command(name):
   # The run started from the seed and initialisation the config gives today.
   np.testing.assert_allclose(pretrained.init_fingerprint(config), entry["init_fingerprint"],
                              rtol=1e-5)
+
+
+def test_a_shipped_network_restores_as_a_run_with_the_config_it_was_trained_with():
+  entry = _manifest()["dvd"]
+  run = checkpoint.restore_run(os.path.join(ROOT, "dvd"))
+  assert (run.kind, run.step, run.networks) == ("shipped", sum(entry["steps"]), ("deblur",))
+  assert run.config.to_dict() == entry["configs"][-1]
+  variables = checkpoint.load_variables(os.path.join(ROOT, "dvd"))
+  for got, want in zip(jax.tree.leaves(run.variables("deblur")), jax.tree.leaves(variables)):
+    np.testing.assert_array_equal(got, want)
+  # The deblur command and notebooks open it as they open a training run.
+  assert networks.restore(os.path.join(ROOT, "dvd")).model == checkpoint.describe(
+      run.config.model, run.config.model_kwargs)
+  with pytest.raises(checkpoint.ModelMismatchError, match="holds no deblur network"):
+    networks.restore(os.path.join(ROOT, "flownets"))
+  with pytest.raises(ValueError, match="pass no step"):
+    checkpoint.restore_run(os.path.join(ROOT, "dvd"), step=1)

@@ -1,7 +1,8 @@
 """A restored training run as networks that deblur, estimate flow and reblur: `restore(path)`.
 
     import reblur_jax
-    run = reblur_jax.restore("runs/demo/dvd_reblur")  # a workdir or <workdir>/checkpoints/<step>
+    run = reblur_jax.restore("runs/demo/dvd_reblur")  # a workdir, <workdir>/checkpoints/<step>,
+                                                       # or a shipped network: pretrained/dvd
     deblurred = run.deblur(frames)                     # uint8 [T, H, W, 3] -> uint8 [T, H, W, 3]
     flow_prev, flow_next = run.flows(frames)           # FlowNetS between neighbours, [T, H, W, 2]
     reblurred = run.reblur(frames)                     # what the reblur loss L_U compares
@@ -172,8 +173,9 @@ class Restored:
 
 
 def restore(path: str | os.PathLike) -> Restored:
-  """Restores a training run (a workdir, its `checkpoints` directory or `checkpoints/<step>`)
-  as checked networks on this machine's devices.
+  """Restores a training run (a workdir, its `checkpoints` directory or `checkpoints/<step>`) or
+  a shipped network (`pretrained/dvd`: its config from the manifest beside it) as checked
+  networks on this machine's devices.
 
   Raises:
     FileNotFoundError: no training run at `path`.

@@ -114,6 +114,9 @@ def get_config() -> ml_collections.ConfigDict:
   # interval, as the synthetic camera's does; the real sets' variants set theirs. Supervised
   # training never reads it, but adapting its network to a video does.
   config.tau = 0.5
+  # Blur in linear light, as a camera integrates (blur.reblur); False blurs the gamma-encoded
+  # values, as the paper's model and the synthetic sets' renderer do.
+  config.reblur_linear_light = False
   config.max_disp = 16  # Flow range of the conv kernel table, pixels (paper: 16).
   config.blur_samples = 8  # Warps per segment of the warp model.
 

@@ -28,6 +28,8 @@ from absl import flags
 from experiments import real_footage
 from reblur_jax.data import estimated_flows
 from reblur_jax.data import pipeline
+from reblur_jax.data import synthetic
+from reblur_jax.data.builders import synthetic_blur
 from reblur_jax.evaluation import adapt
 from reblur_jax.evaluation import inference
 from reblur_jax.evaluation import networks
@@ -51,6 +53,22 @@ def split_videos(dataset: str, split: str, data_dir: str | None
                       for i in (1, 2)) for name, items in frames.items()}
 
 
+def mild_videos(count: int, *, frames: int, size: int, exposure: int, max_speed: float,
+                linear_light: bool = True) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+  """`count` validation scenes rendered as the real videos are blurred: `exposure` consecutive
+  frames averaged in linear light per blurry frame (tau 0.5), motion up to `max_speed` pixels per
+  blurry frame. Seeds from `VALIDATION_SEED_OFFSET + 100`: other scenes than the split's, the
+  validation photos."""
+  first = synthetic_blur.VALIDATION_SEED_OFFSET + 100
+  videos = {}
+  for seed in range(first, first + count):
+    video = synthetic.render_sequence(seed, split="validation", num_frames=frames, height=size,
+                                      width=size, exposure=exposure, linear_light=linear_light,
+                                      max_speed=max_speed)
+    videos[f"mild_{seed}"] = (video["blurry"], video["sharp"])
+  return videos
+
+
 def real_videos(paths: Sequence[str], *, max_side: int, max_frames: int, average: int
                 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
   videos = {}
@@ -71,12 +89,14 @@ def gradient_energy(frames: np.ndarray) -> float:
   return float(np.abs(np.diff(frames, axis=1)).mean() + np.abs(np.diff(frames, axis=2)).mean())
 
 
-def run_video(run, module, variables, flow, blurry, sharp, args, flow_source: str) -> dict:
+def run_video(run, module, variables, flow, blurry, sharp, args, flow_source: str,
+              linear_light: bool | None) -> dict:
   """Adapts to one video; returns its scores, decision and measurement trajectory."""
   config = adapt.adaptation_config(
       run.config, steps=args.steps, frame_size=blurry.shape[1:3],
       learning_rate=args.learning_rate, batch_size=args.batch_size,
-      flow_gradient=args.flow_gradient, flow_source=flow_source, tau=args.tau)
+      flow_gradient=args.flow_gradient, flow_source=flow_source, tau=args.tau,
+      linear_light=linear_light)
   safeguards = safeguards_lib.Safeguards(
       holdout_every=args.holdout_every, max_held_out=args.max_held_out,
       eval_every=args.eval_every, patience=args.patience, margin=args.margin,
@@ -113,16 +133,25 @@ def main(argv: Sequence[str]) -> None:
       raise app.UsageError(f"{args.checkpoint} has no FlowNetS: pass --flow_checkpoint.")
     run.use_flow(args.flow_checkpoint)
   module, variables, flow = run.deblur_network, run.deblur_variables, run.flow_variables
+  # The real and the mild videos are averaged in linear light; the data sets' blur is the config's.
+  linear_light = args.linear_light
+  if linear_light is None and (args.videos or args.mild):
+    linear_light = args.mild_linear_light or bool(args.videos)
   if args.videos:
     videos = real_videos(args.videos, max_side=args.max_side, max_frames=args.max_frames,
                          average=args.average)
+  elif args.mild:
+    videos = mild_videos(args.mild, frames=args.max_frames, size=args.max_side,
+                         exposure=args.average, max_speed=args.mild_max_speed,
+                         linear_light=args.mild_linear_light)
   else:
     videos = split_videos(args.dataset, args.split, args.data_dir)
   results = {}
   lines = ["| video | frames | blurry | un-adapted | adapted | gain | safeguards |",
            "|---|--:|--:|--:|--:|--:|---|"]
   for name, (blurry, sharp) in videos.items():
-    results[name] = run_video(run, module, variables, flow, blurry, sharp, args, flow_source)
+    results[name] = run_video(run, module, variables, flow, blurry, sharp, args, flow_source,
+                              linear_light)
     r = results[name]
     lines.append(f"| {name} ({blurry.shape[2]}x{blurry.shape[1]}) | {len(blurry)} | "
                  f"{r['psnr_blurry']:.2f} | {r['psnr_start']:.2f} | {r['psnr_adapted']:.2f} | "
@@ -138,9 +167,10 @@ def main(argv: Sequence[str]) -> None:
 
 
 FLAG_NAMES = ("checkpoint", "dataset", "split", "videos", "steps", "learning_rate", "batch_size",
-              "flow_gradient", "flow_source", "tau", "holdout_every",
+              "flow_gradient", "flow_source", "tau", "linear_light", "holdout_every",
               "max_held_out", "eval_every", "patience", "margin", "min_reblur_psnr", "anchor",
-              "sharpness_tolerance", "max_side", "max_frames", "average")
+              "sharpness_tolerance", "mild", "mild_max_speed", "mild_linear_light", "max_side",
+              "max_frames", "average")
 
 
 def _define_flags() -> None:
@@ -152,6 +182,11 @@ def _define_flags() -> None:
   flags.DEFINE_string("split", "validation", "Its split.")
   flags.DEFINE_string("data_dir", None, "TFDS data directory.")
   flags.DEFINE_list("videos", None, "Sharp video files instead of --dataset (real_footage.py).")
+  flags.DEFINE_integer("mild", 0, "Render this many validation scenes blurred like the real "
+                       "videos instead of --dataset (mild_videos; --max_side square frames).")
+  flags.DEFINE_float("mild_max_speed", 6.0, "Their motion bound, pixels per blurry frame.")
+  flags.DEFINE_bool("mild_linear_light", True, "Their frames averaged in linear light, as a "
+                    "camera integrates (else in gamma-encoded values, as the study set).")
   flags.DEFINE_integer("max_side", 192, "Real videos: frames are downscaled to this side.")
   flags.DEFINE_integer("max_frames", 16, "Real videos: blurry frames at most.")
   flags.DEFINE_integer("average", 3, "Real videos: sharp frames per blurry frame.")
@@ -164,6 +199,8 @@ def _define_flags() -> None:
                     "Flows of the reblur loss (default: adapt.default_flow_source).")
   flags.DEFINE_float("tau", None, "Exposure of the blur model (default: the checkpoint "
                      "config's; 0.5 for the synthetic sets).")
+  flags.DEFINE_bool("linear_light", None, "Blur model in linear light (default: yes for "
+                    "--videos and linear-light --mild, else the checkpoint config's).")
   flags.DEFINE_integer("holdout_every", defaults.holdout_every, "Safeguards.holdout_every.")
   flags.DEFINE_integer("max_held_out", defaults.max_held_out, "Safeguards.max_held_out.")
   flags.DEFINE_integer("eval_every", defaults.eval_every, "Safeguards.eval_every.")

@@ -11,14 +11,15 @@ rate.
 --adapt_steps=N first fine-tunes the network on this very video with the self-supervised reblur
 loss of training (the paper's fine-tuning on a group of test images, Table 4), then deblurs it.
 Its flows come from --adapt_flows: FlowNetS on the restored frames (the checkpoint's own if its
-run had one, else --flow_checkpoint), or TV-L1 on the blurry frames (the default where there
-is no FlowNetS, as for the shipped supervised networks); --adapt_tau is the exposure the blur
-model assumes (default: the checkpoint config's). Labeled clips can be mixed in with
---labeled_dataset. Safeguards that need no ground truth are on by default
-(--adapt_safe): some frames are held out, the weights with the lowest reblur error on them are
-kept, and the starting weights are returned when adapting does not lower it by --adapt_margin or
-the blur model does not fit the video (--adapt_min_reblur_psnr); the last line printed says
-what they decided. docs/evaluation.md has the details.
+run had one, else --flow_checkpoint), or TV-L1 on the blurry frames (the default where there is
+no FlowNetS, as for the shipped supervised networks). --adapt_tau is the exposure the blur model
+assumes (default: the checkpoint config's), and it blurs in linear light, as a camera integrates
+(--noadapt_linear_light for blur averaged in encoded values, as the synthetic sets' is). Labeled
+clips can be mixed in with --labeled_dataset. Safeguards that need no ground truth are on by
+default (--adapt_safe): some frames are held out, the weights with the lowest reblur error on
+them are kept, and the starting weights are returned when adapting does not lower it by
+--adapt_margin or the blur model does not fit the video (--adapt_min_reblur_psnr); the last line
+printed says what they decided. docs/evaluation.md has the details.
 
   python -m reblur_jax.deblur --checkpoint=pretrained/dvd --input=shaky.mp4 --output=out/ \
       --adapt_steps=100
@@ -52,7 +53,8 @@ def deblur_video(checkpoint: str, input_path: str, output: str, *, overwrite: bo
                  adapt_safeguards: Mapping[str, Any] | None = None,
                  adapt_flow_gradient: str | None = None,
                  adapt_flows: str | None = None,
-                 adapt_tau: float | None = None) -> dict[str, list[str]]:
+                 adapt_tau: float | None = None,
+                 adapt_linear_light: bool = True) -> dict[str, list[str]]:
   """Deblurs the video at `input_path` into `output` (module docstring); returns what it wrote.
 
   Every input is checked before any network runs. `adapt_learning_rate` None is the rate chosen
@@ -60,7 +62,8 @@ def deblur_video(checkpoint: str, input_path: str, output: str, *, overwrite: bo
   defaults replaced by `adapt_safeguards` (`{field: value}`); False adapts to every frame for
   all steps. `adapt_flow_gradient` None is `adapt.FLOW_GRADIENT`, `adapt_flows` None
   `adapt.default_flow_source` (the checkpoint config's `flow_source`, or TV-L1 where there is no
-  FlowNetS), `adapt_tau` None the checkpoint config's `tau`. With `adapt_steps`, the
+  FlowNetS), `adapt_tau` None the checkpoint config's `tau`; `adapt_linear_light` blurs in linear
+  light, as a camera integrates (False: in encoded values, as the synthetic sets). With `adapt_steps`, the
   result's `"adaptation"` is one line saying what the safeguards decided.
 
   Raises:
@@ -105,7 +108,7 @@ def deblur_video(checkpoint: str, input_path: str, output: str, *, overwrite: bo
         restored.config, steps=adapt_steps, frame_size=clip.frames.shape[1:3],
         learning_rate=adapt_learning_rate, batch_size=adapt_batch_size,
         labeled_dataset=labeled_dataset, data_dir=data_dir, flow_gradient=adapt_flow_gradient,
-        flow_source=adapt_flows, tau=adapt_tau)
+        flow_source=adapt_flows, tau=adapt_tau, linear_light=adapt_linear_light)
     if config.flow_source == "flownets" and restored.flow_network is None:
       if not flow_checkpoint:
         raise FileNotFoundError(
@@ -196,6 +199,9 @@ def _define_flags() -> None:
   flags.DEFINE_float("adapt_tau", None, "Exposure the blur model assumes while adapting: each "
                      "blur segment spans tau times the flow to the neighbour (0.5: the exposure "
                      "fills the frame interval). Default: the checkpoint config's tau.")
+  flags.DEFINE_bool("adapt_linear_light", True, "Blur model in linear light while adapting, as "
+                    "a camera integrates; --noadapt_linear_light blurs the encoded values (the "
+                    "paper's model; the synthetic sets' blur).")
   flags.DEFINE_bool("adapt_safe", True, "Adapt with the safeguards below (no ground truth "
                     "needed); --noadapt_safe adapts to every frame for all steps.")
   help_texts = {
@@ -236,6 +242,7 @@ def main(argv: Sequence[str]) -> None:
         labeled_dataset=args.labeled_dataset, data_dir=args.data_dir, tile=args.tile,
         adapt_safe=args.adapt_safe, adapt_flow_gradient=args.adapt_flow_gradient,
         adapt_flows=args.adapt_flows, adapt_tau=args.adapt_tau,
+        adapt_linear_light=args.adapt_linear_light,
         adapt_safeguards={field.name: args[f"adapt_{field.name}"].value
                           for field in dataclasses.fields(safeguards_lib.Safeguards)})
   # The messages say what to fix: bad input, a diverged adaptation, frames too large to fit.

@@ -10,12 +10,14 @@ import scipy.ndimage
 import skimage.data
 
 from reblur_jax import blur
+from reblur_jax.data import synthetic
 
 H, W = 40, 48
 METHOD_KW = {"conv": dict(method="conv"), "warp": dict(method="warp", samples=32)}
 
 
-@functools.partial(jax.jit, static_argnames=("tau", "method", "max_disp", "samples"))
+@functools.partial(jax.jit, static_argnames=("tau", "method", "max_disp", "samples",
+                                             "linear_light"))
 def reblur(sharp, flow_prev, flow_next, **kwargs):
   return blur.reblur(sharp, flow_prev, flow_next, **kwargs)
 
@@ -251,12 +253,13 @@ def test_reblur_batch_inside_jit_and_grad():
 # ----------------------------------------------------------------------------------------- physics
 
 
-def _moving_photo(velocity, exposure, spacing, size=64, factor=4):
+def _moving_photo(velocity, exposure, spacing, size=64, factor=4, linear_light=False):
   """A photo translating by `velocity` (pixels per sub-frame) filmed at `factor`x resolution.
 
   Each sub-frame is a crop of the full-resolution photo shifted by whole high-resolution pixels
   and box-downsampled, so sub-pixel motion needs no interpolation. Returns the middle sub-frame,
-  the average of `exposure` sub-frames around it, and the true (flow_prev, flow_next).
+  the average of `exposure` sub-frames around it (in linear light if `linear_light`), and the
+  true (flow_prev, flow_next).
   """
   photo = skimage.data.astronaut().astype(np.float32) / 255
   step = np.round(np.asarray(velocity) * factor).astype(int)       # (y, x), high-res pixels
@@ -271,7 +274,8 @@ def _moving_photo(velocity, exposure, spacing, size=64, factor=4):
   frames = np.stack([sub_frame(k) for k in range(-half, half + 1)])
   # I[t + D](p) = I[t](p - D v): the flow to the next frame is -D v, to the previous +D v.
   flow_next = uniform(*(-spacing * step[::-1] / factor), h=size, w=size)
-  return frames[half], frames.mean(axis=0), -flow_next, flow_next
+  blurry = synthetic.average_exposure(frames, linear_light)
+  return frames[half], blurry, -flow_next, flow_next
 
 
 @pytest.mark.parametrize("method", ["conv", "warp"])
@@ -289,6 +293,22 @@ def test_reproduces_averaged_subframes(velocity, spacing, method):
   shorter = reblur(sharp, flow_prev, flow_next, tau=(exposure - 1) / (2 * spacing),
                    **METHOD_KW[method])
   assert psnr(out, blurry, margin) > psnr(shorter, blurry, margin) + 1
+
+
+def test_linear_light_reproduces_a_camera_s_average_where_encoded_values_do_not():
+  exposure = spacing = 9
+  sharp, _, flow_prev, flow_next = _moving_photo((0.75, 0.5), exposure, spacing)
+  # The camera integrates light: the sub-frames averaged in linear light, then encoded.
+  _, linear_blurry, _, _ = _moving_photo((0.75, 0.5), exposure, spacing, linear_light=True)
+  tau = blur.exposure_tau(exposure, spacing)
+  margin = 8
+  linear = reblur(sharp, flow_prev, flow_next, tau=tau, linear_light=True)
+  encoded = reblur(sharp, flow_prev, flow_next, tau=tau)
+  assert psnr(linear, linear_blurry, margin) >= 35
+  assert psnr(linear, linear_blurry, margin) > psnr(encoded, linear_blurry, margin) + 3
+  # No motion, no blur, down to black (the floor that keeps the gradient finite is < 1 level).
+  still = reblur(sharp, 0 * flow_prev, 0 * flow_next, tau=tau, linear_light=True)
+  np.testing.assert_allclose(still, sharp, atol=1 / 255)
 
 
 # --------------------------------------------------------------------------------------- bad input

@@ -25,6 +25,7 @@ from reblur_jax.evaluation import adapt
 from reblur_jax.evaluation import inference
 from reblur_jax.evaluation import networks
 from reblur_jax.evaluation import video
+from reblur_jax.training import losses
 
 from conftest import subprocess_env
 
@@ -155,6 +156,11 @@ def test_adaptation_settings(network):
   assert adapt.default_flow_source(restored.config, flow_network_at_hand=False) == "tvl1"
   assert adapt.adaptation_config(restored.config, steps=5, frame_size=(45, 61),
                                  tau=0.25).tau == 0.25
+  # The blur model in linear light reaches the losses (the run's config: encoded values).
+  assert not losses.LossSettings.from_config(config).reblur_kwargs()["linear_light"]
+  linear = adapt.adaptation_config(restored.config, steps=5, frame_size=(45, 61),
+                                   linear_light=True)
+  assert losses.LossSettings.from_config(linear).reblur_kwargs()["linear_light"]
   # Even a supervised run's checkpoint (BatchNorm trained) adapts with it frozen, at a constant rate.
   supervised = restored.config.copy_and_resolve_references()
   supervised.train_mode, supervised.lr_decay_epochs = True, (30, 50, 100)

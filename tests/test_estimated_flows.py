@@ -82,17 +82,18 @@ def test_unlabeled_clips_carry_their_flows_through_crops_and_flips():
                                    unlabeled_flows="raft", process_count=1, process_index=0)
 
 
-@pytest.mark.parametrize("frames", [3, 2])
-def test_reblur_loss_with_fixed_flows_blurs_the_middle_frame_only(frames):
+@pytest.mark.parametrize("frames,linear_light", [(3, False), (2, False), (3, True)])
+def test_reblur_loss_with_fixed_flows_blurs_the_middle_frame_only(frames, linear_light):
   rng = np.random.default_rng(0)
   middle = jnp.asarray(rng.random((1, 2, 16, 16, 3), np.float32))
   blurry = jnp.asarray(rng.random((2, 16, 16, 3), np.float32))
   flow_prev, flow_next = (jnp.asarray(rng.uniform(-3, 3, (2, 16, 16, 2)), jnp.float32)
                           for _ in range(2))
-  kwargs = dict(frames=frames, tau=0.5, method="conv", max_disp=4, samples=4)
+  kwargs = dict(frames=frames, tau=0.5, method="conv", max_disp=4, samples=4,
+                linear_light=linear_light)
   loss, reblurred = losses.reblur_loss(middle, blurry, (flow_prev, flow_next), **kwargs)
   expected = blur.reblur_batch(middle[0], flow_prev if frames == 3 else None, flow_next,
-                               tau=0.5, max_disp=4)
+                               tau=0.5, max_disp=4, linear_light=linear_light)
   np.testing.assert_allclose(reblurred, expected, atol=1e-6)
   np.testing.assert_allclose(loss, jnp.mean((expected - blurry) ** 2), rtol=1e-5)
   grad = jax.grad(lambda m: losses.reblur_loss(m, blurry, (flow_prev, flow_next), **kwargs)[0])

@@ -22,3 +22,16 @@ def test_blurry_frames_average_consecutive_frames_in_linear_light():
 def test_even_average_is_refused():
   with pytest.raises(ValueError, match="odd"):
     real_footage.blur_video(np.zeros((4, 2, 2, 3), np.uint8), 2)
+
+
+def test_mild_validation_videos_are_rendered_scenes_blurred_like_the_real_ones():
+  from experiments import adaptation  # pylint: disable=g-import-not-at-top
+  from reblur_jax import metrics  # pylint: disable=g-import-not-at-top
+  slow, fast = (adaptation.mild_videos(2, frames=3, size=32, exposure=3, max_speed=speed)
+                for speed in (2.0, 8.0))
+  assert list(slow) == list(fast) == ["mild_2000100", "mild_2000101"]  # Validation seeds.
+  for (blurry_slow, sharp_slow), (blurry_fast, sharp_fast) in zip(slow.values(), fast.values()):
+    assert blurry_slow.shape == sharp_slow.shape == (3, 32, 32, 3)
+    psnr = [float(np.mean(metrics.psnr(b / 255.0, s / 255.0)))
+            for b, s in ((blurry_slow, sharp_slow), (blurry_fast, sharp_fast))]
+    assert psnr[0] > psnr[1]  # More motion, more blur.

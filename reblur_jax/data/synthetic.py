@@ -74,7 +74,6 @@ GREYSCALE = ("brick", "grass", "gravel", "moon", "cell", "clock", "page", "text"
 # The training photos whose pixels colour the dead-leaves discs.
 _LEAF_COLOURS = ("astronaut", "coffee", "rocket", "immunohistochemistry", "retina")
 
-GAMMA = 2.2  # Linear light as in GoPro's `blur_gamma`: average x**2.2, then take the 1/2.2 power.
 
 # Sinusoid angular frequencies of the trajectories, in radians per frame: periods of 8 to 60
 # frames, from slow pans to shake.
@@ -379,9 +378,9 @@ def _exposures(layers, grid, *, num_frames, exposure, spacing):
 
 def average_exposure(images: np.ndarray, linear_light: bool) -> np.ndarray:
   """The blurry frame `[...]` from sub-frames `[E, ...]` in `[0, 1]`: their mean, in linear light
-  (gamma `GAMMA`) if `linear_light`."""
+  (gamma `blur.GAMMA`) if `linear_light`."""
   if linear_light:
-    return np.mean(images ** GAMMA, axis=0) ** (1 / GAMMA)
+    return np.mean(images ** blur.GAMMA, axis=0) ** (1 / blur.GAMMA)
   return np.mean(images, axis=0)
 
 

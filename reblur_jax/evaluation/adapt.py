@@ -58,7 +58,8 @@ def adaptation_config(config: ml_collections.ConfigDict, *, steps: int, frame_si
                       learning_rate: float = LEARNING_RATE, batch_size: int | None = None,
                       labeled_dataset: str | None = None, data_dir: str | None = None,
                       flow_gradient: str | None = None, flow_source: str | None = None,
-                      tau: float | None = None) -> ml_collections.ConfigDict:
+                      tau: float | None = None, linear_light: bool | None = None
+                      ) -> ml_collections.ConfigDict:
   """The checkpoint's training config, turned into fine-tuning on one video (or a few clips).
 
   Args:
@@ -75,6 +76,7 @@ def adaptation_config(config: ml_collections.ConfigDict, *, steps: int, frame_si
       config's; `reblur_jax.data.estimated_flows`).
     tau: the blur model's exposure (`config.tau`'s meaning; None: the config's). A supervised
       network's config holds the paper's 1, which its training never read.
+    linear_light: blur in linear light (`config.reblur_linear_light`; None: the config's).
   """
   if steps < 1:
     raise ValueError(f"adapt_steps must be >= 1 to adapt, got {steps}.")
@@ -84,6 +86,8 @@ def adaptation_config(config: ml_collections.ConfigDict, *, steps: int, frame_si
   config.flow_gradient = flow_gradient or config.flow_gradient
   config.flow_source = flow_source or state_lib.flow_source(config)
   config.tau = config.tau if tau is None else tau
+  if linear_light is not None:
+    config.reblur_linear_light = linear_light
   # The paper's fine-tuning: BatchNorm statistics frozen, and a constant rate.
   config.train_mode = False
   variants.short_run(config, steps=steps, batch_size=batch_size or config.batch_size,

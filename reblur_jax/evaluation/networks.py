@@ -156,7 +156,7 @@ class Restored:
       return np.asarray(blur.reblur_batch(
           restored, flow_prev if settings.frames == 3 else None, flow_next, tau=settings.tau,
           method=settings.blur_model, max_disp=settings.max_disp,
-          samples=settings.blur_samples))
+          samples=settings.blur_samples, linear_light=settings.linear_light))
     index = np.arange(len(restored))
     neighbours = {d: restored[np.clip(index + d, 0, len(restored) - 1)] for d in (-1, 0, 1)}
     per_offset = np.stack([neighbours[d] for d in losses.reblur_offsets(settings.frames)])

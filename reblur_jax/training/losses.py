@@ -47,6 +47,7 @@ class LossSettings:
       with the unlabeled clips).
     reblur_mask: where `L_U` is measured: "none" (every pixel) or "inside" (pixels whose blur
       segments stay inside the crop, `blur.segments_inside`).
+    linear_light: the blur model blurs in linear light (`blur.reblur`), as a camera integrates.
   """
   alpha: float
   train_mode: bool
@@ -58,6 +59,7 @@ class LossSettings:
   stop_flow_gradient: bool
   flow_source: str = "flownets"
   reblur_mask: str = "none"
+  linear_light: bool = False
 
   @classmethod
   def from_config(cls, config: ml_collections.ConfigDict) -> LossSettings:
@@ -66,7 +68,8 @@ class LossSettings:
                blur_samples=config.blur_samples,
                stop_flow_gradient=config.flow_gradient == "stop",
                flow_source=state.flow_source(config),
-               reblur_mask=config.get("reblur_mask", "none"))
+               reblur_mask=config.get("reblur_mask", "none"),
+               linear_light=config.get("reblur_linear_light", False))
 
   def offsets(self) -> tuple[int, ...]:
     """Frames of an unlabeled clip d restores for `L_U`, relative to its middle."""
@@ -77,7 +80,7 @@ class LossSettings:
     return dict(frames=self.frames, tau=self.tau, method=self.blur_model,
                 max_disp=self.max_disp, samples=self.blur_samples,
                 stop_flow_gradient=self.stop_flow_gradient,
-                inside_only=self.reblur_mask == "inside")
+                inside_only=self.reblur_mask == "inside", linear_light=self.linear_light)
 
 
 def mse(x: jax.Array, y: jax.Array, mask: jax.Array | None = None) -> jax.Array:
@@ -123,7 +126,8 @@ def reblur_offsets(frames: int) -> tuple[int, ...]:
 
 def reblur_loss(restored: jax.Array, blurry_middle: jax.Array, flows, *, frames: int,
                 tau: float, method: str, max_disp: int, samples: int,
-                stop_flow_gradient: bool = False, inside_only: bool = False):
+                stop_flow_gradient: bool = False, inside_only: bool = False,
+                linear_light: bool = False):
   """The self-supervised term `L_U` from restored frames.
 
   Args:
@@ -134,7 +138,8 @@ def reblur_loss(restored: jax.Array, blurry_middle: jax.Array, flows, *, frames:
       pixels, on the first image's grid (FlowNetS at full resolution), applied to the restored
       frames; or fixed flows `(flow_prev, flow_next)`, each `[B, H, W, 2]` (flow_prev is not
       read when `frames` is 2).
-    frames, tau, method, max_disp, samples: the blur model (`reblur_jax.blur.reblur`).
+    frames, tau, method, max_disp, samples, linear_light: the blur model
+      (`reblur_jax.blur.reblur`).
     stop_flow_gradient: treat the flows as constants. Through FlowNetS, d can lower `L_U` by
       changing what the flow network sees instead of by sharpening (docs/signal_diagnostic.md:
       the lowest reblur loss and the smallest gain); stopped, only the sharp frame is pulled.
@@ -158,7 +163,7 @@ def reblur_loss(restored: jax.Array, blurry_middle: jax.Array, flows, *, frames:
   if stop_flow_gradient:
     flow_next, flow_prev = jax.lax.stop_gradient((flow_next, flow_prev))
   reblurred = blur.reblur_batch(middle, flow_prev, flow_next, tau=tau, method=method,
-                                max_disp=max_disp, samples=samples)
+                                max_disp=max_disp, samples=samples, linear_light=linear_light)
   mask = blur.segments_inside(flow_prev, flow_next, tau=tau)[..., None] if inside_only else None
   return mse(reblurred, blurry_middle, mask), reblurred
 

@@ -133,10 +133,13 @@ def main(argv: Sequence[str]) -> None:
       raise app.UsageError(f"{args.checkpoint} has no FlowNetS: pass --flow_checkpoint.")
     run.use_flow(args.flow_checkpoint)
   module, variables, flow = run.deblur_network, run.deblur_variables, run.flow_variables
-  # The real and the mild videos are averaged in linear light; the data sets' blur is the config's.
+  # The real videos are averaged in linear light, the mild ones as --mild_linear_light says; a
+  # data set's blur is the checkpoint config's (None).
   linear_light = args.linear_light
-  if linear_light is None and (args.videos or args.mild):
-    linear_light = args.mild_linear_light or bool(args.videos)
+  if linear_light is None and args.videos:
+    linear_light = True
+  elif linear_light is None and args.mild:
+    linear_light = args.mild_linear_light
   if args.videos:
     videos = real_videos(args.videos, max_side=args.max_side, max_frames=args.max_frames,
                          average=args.average)

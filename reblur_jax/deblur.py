@@ -63,8 +63,8 @@ def deblur_video(checkpoint: str, input_path: str, output: str, *, overwrite: bo
   all steps. `adapt_flow_gradient` None is `adapt.FLOW_GRADIENT`, `adapt_flows` None
   `adapt.default_flow_source` (the checkpoint config's `flow_source`, or TV-L1 where there is no
   FlowNetS), `adapt_tau` None the checkpoint config's `tau`; `adapt_linear_light` blurs in linear
-  light, as a camera integrates (False: in encoded values, as the synthetic sets). With `adapt_steps`, the
-  result's `"adaptation"` is one line saying what the safeguards decided.
+  light, as a camera integrates (False: in encoded values, as the synthetic sets). With
+  `adapt_steps`, the result's `"adaptation"` is one line saying what the safeguards decided.
 
   Raises:
     FileNotFoundError: no input, no checkpoint, or (adapting with FlowNetS) no flow network.

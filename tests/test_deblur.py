@@ -148,7 +148,8 @@ def test_adaptation_settings(network):
   _, restored, _ = network
   config = adapt.adaptation_config(restored.config, steps=5, frame_size=(45, 61))
   assert (config.unlabeled_fraction, config.num_train_steps, config.crop_size) == (1.0, 5, 32)
-  assert config.learning_rate == adapt.LEARNING_RATE and config.batch_size == restored.config.batch_size
+  assert config.learning_rate == adapt.LEARNING_RATE
+  assert config.batch_size == restored.config.batch_size
   assert config.tau == restored.config.tau
   # Without a FlowNetS at hand (a supervised network's run has none), TV-L1 needs none.
   assert restored.config.flow_source == "flownets"

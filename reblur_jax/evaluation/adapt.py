@@ -75,7 +75,7 @@ def adaptation_config(config: ml_collections.ConfigDict, *, steps: int, frame_si
     flow_source: "flownets" | "tvl1", where the reblur loss's flows come from (None: the
       config's; `reblur_jax.data.estimated_flows`).
     tau: the blur model's exposure (`config.tau`'s meaning; None: the config's). A supervised
-      network's config holds the paper's 1, which its training never read.
+      run never reads its config's tau; adapting its network does.
     linear_light: blur in linear light (`config.reblur_linear_light`; None: the config's).
   """
   if steps < 1:
@@ -85,7 +85,8 @@ def adaptation_config(config: ml_collections.ConfigDict, *, steps: int, frame_si
   config.learning_rate = learning_rate
   config.flow_gradient = flow_gradient or config.flow_gradient
   config.flow_source = flow_source or state_lib.flow_source(config)
-  config.tau = config.tau if tau is None else tau
+  if tau is not None:
+    config.tau = tau
   if linear_light is not None:
     config.reblur_linear_light = linear_light
   # The paper's fine-tuning: BatchNorm statistics frozen, and a constant rate.

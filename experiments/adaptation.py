@@ -90,13 +90,14 @@ def gradient_energy(frames: np.ndarray) -> float:
 
 
 def run_video(run, module, variables, flow, blurry, sharp, args, flow_source: str,
-              linear_light: bool | None) -> dict:
+              linear_light: bool | None, labeled_dataset: str | None) -> dict:
   """Adapts to one video; returns its scores, decision and measurement trajectory."""
   config = adapt.adaptation_config(
       run.config, steps=args.steps, frame_size=blurry.shape[1:3],
       learning_rate=args.learning_rate, batch_size=args.batch_size,
       flow_gradient=args.flow_gradient, flow_source=flow_source, tau=args.tau,
-      linear_light=linear_light)
+      linear_light=linear_light, labeled_dataset=labeled_dataset, data_dir=args.data_dir,
+      alpha=args.alpha)
   safeguards = safeguards_lib.Safeguards(
       holdout_every=args.holdout_every, max_held_out=args.max_held_out,
       eval_every=args.eval_every, patience=args.patience, margin=args.margin,
@@ -140,6 +141,8 @@ def main(argv: Sequence[str]) -> None:
     linear_light = True
   elif linear_light is None and args.mild:
     linear_light = args.mild_linear_light
+  labeled_dataset = ((args.labeled_dataset or adapt.labeled_default(run.config))
+                     if args.labeled else None)
   if args.videos:
     videos = real_videos(args.videos, max_side=args.max_side, max_frames=args.max_frames,
                          average=args.average)
@@ -154,7 +157,7 @@ def main(argv: Sequence[str]) -> None:
            "|---|--:|--:|--:|--:|--:|---|"]
   for name, (blurry, sharp) in videos.items():
     results[name] = run_video(run, module, variables, flow, blurry, sharp, args, flow_source,
-                              linear_light)
+                              linear_light, labeled_dataset)
     r = results[name]
     lines.append(f"| {name} ({blurry.shape[2]}x{blurry.shape[1]}) | {len(blurry)} | "
                  f"{r['psnr_blurry']:.2f} | {r['psnr_start']:.2f} | {r['psnr_adapted']:.2f} | "
@@ -173,7 +176,7 @@ FLAG_NAMES = ("checkpoint", "dataset", "split", "videos", "steps", "learning_rat
               "flow_gradient", "flow_source", "tau", "linear_light", "holdout_every",
               "max_held_out", "eval_every", "patience", "margin", "min_reblur_psnr", "anchor",
               "sharpness_tolerance", "mild", "mild_max_speed", "mild_linear_light", "max_side",
-              "max_frames", "average")
+              "max_frames", "average", "labeled", "labeled_dataset", "alpha")
 
 
 def _define_flags() -> None:
@@ -204,6 +207,10 @@ def _define_flags() -> None:
                      "config's; 0.5 for the synthetic sets).")
   flags.DEFINE_bool("linear_light", None, "Blur model in linear light (default: yes for "
                     "--videos and linear-light --mild, else the checkpoint config's).")
+  flags.DEFINE_bool("labeled", True, "Mix labeled clips into each batch (deblur "
+                    "--adapt_labeled); --nolabeled adapts to the video alone.")
+  flags.DEFINE_string("labeled_dataset", None, "Their set (default: the checkpoint's).")
+  flags.DEFINE_float("alpha", adapt.ALPHA, "Weight of L_U against L_S (deblur --adapt_alpha).")
   flags.DEFINE_integer("holdout_every", defaults.holdout_every, "Safeguards.holdout_every.")
   flags.DEFINE_integer("max_held_out", defaults.max_held_out, "Safeguards.max_held_out.")
   flags.DEFINE_integer("eval_every", defaults.eval_every, "Safeguards.eval_every.")

@@ -14,8 +14,10 @@ Its flows come from --adapt_flows: FlowNetS on the restored frames (the checkpoi
 run had one, else --flow_checkpoint), or TV-L1 on the blurry frames (the default where there is
 no FlowNetS, as for the shipped supervised networks). --adapt_tau is the exposure the blur model
 assumes (default: the checkpoint config's), and it blurs in linear light, as a camera integrates
-(--noadapt_linear_light for blur averaged in encoded values, as the synthetic sets' is). Labeled
-clips can be mixed in with --labeled_dataset. Safeguards that need no ground truth are on by
+(--noadapt_linear_light for blur averaged in encoded values, as the synthetic sets' is). Half
+of each adaptation batch are labeled clips (`L_S`) of the set the checkpoint was trained on, or of
+--labeled_dataset, with `L_U` weighted --adapt_alpha: they keep the network a deblurrer while
+`L_U` fits it to the video (--noadapt_labeled adapts to the video alone). Safeguards that need no ground truth are on by
 default (--adapt_safe): some frames are held out, the weights with the lowest reblur error on
 them are kept, and the starting weights are returned when adapting does not lower it by
 --adapt_margin or the blur model does not fit the video (--adapt_min_reblur_psnr); the last line
@@ -54,7 +56,9 @@ def deblur_video(checkpoint: str, input_path: str, output: str, *, overwrite: bo
                  adapt_flow_gradient: str | None = None,
                  adapt_flows: str | None = None,
                  adapt_tau: float | None = None,
-                 adapt_linear_light: bool = True) -> dict[str, list[str]]:
+                 adapt_linear_light: bool = True,
+                 adapt_labeled: bool = True,
+                 adapt_alpha: float | None = None) -> dict[str, list[str]]:
   """Deblurs the video at `input_path` into `output` (module docstring); returns what it wrote.
 
   Every input is checked before any network runs. `adapt_learning_rate` None is the rate chosen
@@ -63,7 +67,10 @@ def deblur_video(checkpoint: str, input_path: str, output: str, *, overwrite: bo
   all steps. `adapt_flow_gradient` None is `adapt.FLOW_GRADIENT`, `adapt_flows` None
   `adapt.default_flow_source` (the checkpoint config's `flow_source`, or TV-L1 where there is no
   FlowNetS), `adapt_tau` None the checkpoint config's `tau`; `adapt_linear_light` blurs in linear
-  light, as a camera integrates (False: in encoded values, as the synthetic sets). With
+  light, as a camera integrates (False: in encoded values, as the synthetic sets).
+  `adapt_labeled` mixes labeled clips into each adaptation batch: `labeled_dataset`, or None for
+  the set the checkpoint was trained on (`adapt.labeled_default`; the embedded synthetic sets are
+  generated on first use), with `L_U` weighted `adapt_alpha` (None: `adapt.ALPHA`). With
   `adapt_steps`, the result's `"adaptation"` is one line saying what the safeguards decided.
 
   Raises:
@@ -83,18 +90,29 @@ def deblur_video(checkpoint: str, input_path: str, output: str, *, overwrite: bo
   if adapt_learning_rate is None:
     adapt_learning_rate = adapt_lib.LEARNING_RATE
   adapt_flow_gradient = adapt_flow_gradient or adapt_lib.FLOW_GRADIENT
+  adapt_alpha = adapt_lib.ALPHA if adapt_alpha is None else adapt_alpha
   check_arguments(output=output, adapt_steps=adapt_steps, adapt_learning_rate=adapt_learning_rate,
                   adapt_batch_size=adapt_batch_size, tile=tile,
                   adapt_flow_gradient=adapt_flow_gradient, adapt_flows=adapt_flows,
-                  adapt_tau=adapt_tau)
+                  adapt_tau=adapt_tau, adapt_alpha=adapt_alpha)
+  if labeled_dataset and not adapt_labeled:
+    raise validation.ConfigError(f"--labeled_dataset={labeled_dataset} with --noadapt_labeled: "
+                                 "drop one of the two.")
   safeguards = (safeguards_lib.Safeguards(**(adapt_safeguards or {})) if adapt_safe else None)
   if safeguards is not None:
     safeguards_lib.check(safeguards)
   restored = networks.restore(checkpoint)
   config = restored.config
+  if adapt_steps and adapt_labeled:
+    labeled_dataset = labeled_dataset or adapt_lib.labeled_default(config)
   if adapt_steps and labeled_dataset:
-    validation.check_dataset(labeled_dataset, config.labeled_split,
-                             data_dir or config.get("data_dir") or None, what="--labeled_dataset")
+    try:
+      validation.check_dataset(labeled_dataset, config.labeled_split,
+                               data_dir or config.get("data_dir") or None,
+                               what="--labeled_dataset")
+    except validation.ConfigError as e:
+      raise validation.ConfigError(f"{e} Or pass --noadapt_labeled to adapt to the video "
+                                   "alone.") from None
 
   source = video.open_source(input_path)
   stem = os.path.splitext(os.path.basename(os.path.normpath(input_path)))[0]
@@ -108,7 +126,8 @@ def deblur_video(checkpoint: str, input_path: str, output: str, *, overwrite: bo
         restored.config, steps=adapt_steps, frame_size=clip.frames.shape[1:3],
         learning_rate=adapt_learning_rate, batch_size=adapt_batch_size,
         labeled_dataset=labeled_dataset, data_dir=data_dir, flow_gradient=adapt_flow_gradient,
-        flow_source=adapt_flows, tau=adapt_tau, linear_light=adapt_linear_light)
+        flow_source=adapt_flows, tau=adapt_tau, linear_light=adapt_linear_light,
+        alpha=adapt_alpha)
     if config.flow_source == "flownets" and restored.flow_network is None:
       if not flow_checkpoint:
         raise FileNotFoundError(
@@ -144,7 +163,7 @@ def deblur_video(checkpoint: str, input_path: str, output: str, *, overwrite: bo
 def check_arguments(*, output: str, adapt_steps: int, adapt_learning_rate: float,
                     adapt_batch_size: int | None, tile: int | None,
                     adapt_flow_gradient: str | None = None, adapt_flows: str | None = None,
-                    adapt_tau: float | None = None) -> None:
+                    adapt_tau: float | None = None, adapt_alpha: float | None = None) -> None:
   """The command's flags, before anything is read."""
   # pylint: disable=g-import-not-at-top
   from reblur_jax.data import estimated_flows
@@ -163,7 +182,9 @@ def check_arguments(*, output: str, adapt_steps: int, adapt_learning_rate: float
             ("--adapt_flows", adapt_flows, adapt_flows in (None, *estimated_flows.SOURCES),
              f"one of {estimated_flows.SOURCES}"),
             ("--adapt_tau", adapt_tau, adapt_tau is None or 0 < adapt_tau <= 1,
-             "an exposure in (0, 1] (0.5: the exposure fills the frame interval)")]
+             "an exposure in (0, 1] (0.5: the exposure fills the frame interval)"),
+            ("--adapt_alpha", adapt_alpha, adapt_alpha is None or adapt_alpha >= 0,
+             "a weight >= 0")]
   for flag, value, ok, expected in checks:
     if not ok:
       raise validation.ConfigError(f"{flag}={value}: expected {expected}; pass a value in range.")
@@ -186,8 +207,13 @@ def _define_flags() -> None:
                        "checkpoint config's batch_size).")
   flags.DEFINE_string("flow_checkpoint", None, "FlowNetS for adapting when the checkpoint has "
                       "none: a training workdir or a variables directory.")
-  flags.DEFINE_string("labeled_dataset", None, "Prepared labeled set to mix into adaptation, "
-                      "e.g. gopro/blur_t7.")
+  flags.DEFINE_bool("adapt_labeled", True, "Mix labeled clips into each adaptation batch (half "
+                    "of it): --labeled_dataset's, default the set the checkpoint was trained on. "
+                    "--noadapt_labeled adapts to the video alone.")
+  flags.DEFINE_string("labeled_dataset", None, "Labeled set to mix into adaptation, e.g. "
+                      "gopro/blur_t7 (default: the checkpoint config's labeled_dataset).")
+  flags.DEFINE_float("adapt_alpha", None, "Weight of the reblur loss against the labeled "
+                     "clips' loss while adapting (default: 0.3, chosen on validation).")
   flags.DEFINE_string("data_dir", None, "TFDS data directory of --labeled_dataset.")
   flags.DEFINE_string("adapt_flow_gradient", None, "FlowNetS in the reblur loss while "
                       "adapting: 'through' or 'stop' (its flows treated as constants; the "
@@ -242,7 +268,8 @@ def main(argv: Sequence[str]) -> None:
         labeled_dataset=args.labeled_dataset, data_dir=args.data_dir, tile=args.tile,
         adapt_safe=args.adapt_safe, adapt_flow_gradient=args.adapt_flow_gradient,
         adapt_flows=args.adapt_flows, adapt_tau=args.adapt_tau,
-        adapt_linear_light=args.adapt_linear_light,
+        adapt_linear_light=args.adapt_linear_light, adapt_labeled=args.adapt_labeled,
+        adapt_alpha=args.adapt_alpha,
         adapt_safeguards={field.name: args[f"adapt_{field.name}"].value
                           for field in dataclasses.fields(safeguards_lib.Safeguards)})
   # The messages say what to fix: bad input, a diverged adaptation, frames too large to fit.

@@ -119,7 +119,9 @@ def test_a_video_is_deblurred_after_adapting_to_it(tiny_run, inputs, network, tm
   assert decision.adapted and decision.kept_step == 2 and not held_out
   assert paths["adaptation"] == ["Adaptation adapted: kept step 2 of 2 steps run (no safeguards)."]
   assert [h["step"] for h in history] == [1, 2]
-  assert all(np.isfinite(h["loss_reblur"]) and "loss_supervised" not in h for h in history)
+  # Labeled clips of the run's own set are mixed in by default.
+  assert all(np.isfinite(h["loss_reblur"]) and np.isfinite(h["loss_supervised"])
+             for h in history)
   before = restored.variables("deblur")
   changed = jax.tree.map(lambda a, b: not np.array_equal(a, b), before["params"],
                          variables["params"])
@@ -172,6 +174,11 @@ def test_adaptation_settings(network):
                                    labeled_dataset="gopro/blur_t7", data_dir="/data")
   assert (config.labeled_dataset, config.data_dir) == ("gopro/blur_t7", "/data")
   assert config.unlabeled_fraction == 0.5 and config.crop_size == 24
+  assert config.alpha == adapt.ALPHA
+  # By default the labeled set the network was trained on; none for a run on video alone.
+  assert adapt.labeled_default(supervised) == supervised.labeled_dataset
+  supervised.unlabeled_fraction = 1.0
+  assert adapt.labeled_default(supervised) is None
   with pytest.raises(ValueError, match="adapt_steps must be >= 1"):
     adapt.adaptation_config(restored.config, steps=-1, frame_size=(45, 61))
 
@@ -203,15 +210,21 @@ def test_adapting_with_tvl1_flows_needs_no_flow_network(tiny_run, inputs, networ
                       or adapted[-1])
   # No FlowNetS at hand and no --adapt_flows: TV-L1.
   paths = deblur.deblur_video(tiny_run.workdir, inputs["folder"], str(tmp_path), adapt_steps=2,
-                              adapt_batch_size=2, adapt_safeguards={"min_reblur_psnr": 0.0})
+                              adapt_batch_size=2, adapt_safeguards={"min_reblur_psnr": 0.0},
+                              adapt_labeled=False)
   (_, history, decision, held_out), = adapted
-  # The reblur loss ran on fixed flows, and the held-out frames were measured with them.
+  # The reblur loss ran on fixed flows, and the held-out frames were measured with them; the
+  # video alone was adapted to.
   assert [h["step"] for h in history] == [1, 2] and history[-1]["loss_reblur"] > 0
+  assert "loss_supervised" not in history[-1]
   assert held_out[0]["step"] == 0 and held_out[0]["loss_reblur"] > 0
   assert paths["adaptation"] == [f"Adaptation {decision.describe()}."]
   with pytest.raises(ValueError, match="--adapt_flows=raft: expected one of"):
     deblur.deblur_video(tiny_run.workdir, inputs["folder"], str(tmp_path), adapt_steps=2,
                         adapt_flows="raft")
+  with pytest.raises(ValueError, match="with --noadapt_labeled: drop one of the two"):
+    deblur.deblur_video(tiny_run.workdir, inputs["folder"], str(tmp_path), adapt_steps=2,
+                        adapt_labeled=False, labeled_dataset="synthetic_blur/tiny_t7")
   with pytest.raises(ValueError, match=r"--adapt_tau=1.5: expected an exposure in \(0, 1\]"):
     deblur.deblur_video(tiny_run.workdir, inputs["folder"], str(tmp_path), adapt_steps=2,
                         adapt_tau=1.5)

@@ -167,6 +167,7 @@ def test_tvl1_flows_build_no_flownets_and_ignore_its_checkpoint(data_dir, files)
     ({"output": "{file}"}, r"--output=.*/file is a file: expected a folder"),
     ({"adapt_flow_gradient": "half"},
      r"--adapt_flow_gradient=half: expected one of \('through', 'stop'\)"),
+    ({"adapt_alpha": -0.3}, r"--adapt_alpha=-0.3: expected a weight >= 0"),
 ])
 def test_deblur_flag_errors(arguments, message, tmp_path):
   (tmp_path / "file").write_text("")

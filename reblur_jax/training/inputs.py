@@ -91,7 +91,7 @@ def create(config: ml_collections.ConfigDict, clip_length: int,
   if batch_sizes["unlabeled"]:
     names.add(config.unlabeled_dataset)
   for name in sorted(names):
-    _prepare_if_synthetic(name, _data_dir(config))
+    prepare_if_synthetic(name, _data_dir(config))
   if all(name.startswith(SYNTHETIC) for name in names):
     logging.info("Training on the embedded synthetic set (%s). %s", ", ".join(sorted(names)),
                  REAL_DATA_HINT)
@@ -104,7 +104,7 @@ def create(config: ml_collections.ConfigDict, clip_length: int,
                 steps_per_epoch=math.ceil(num_clips / batch_sizes[primary]))
 
 
-def _prepare_if_synthetic(name: str, data_dir: str | None) -> None:
+def prepare_if_synthetic(name: str, data_dir: str | None) -> None:
   """Generates `synthetic_blur/<config>` locally the first time a run needs it."""
   builder_name, _, builder_config = name.partition("/")
   if builder_name != SYNTHETIC:

@@ -102,6 +102,7 @@ def run_video(run, module, variables, flow, blurry, sharp, args, flow_source: st
       holdout_every=args.holdout_every, max_held_out=args.max_held_out,
       eval_every=args.eval_every, patience=args.patience, margin=args.margin,
       min_reblur_psnr=args.min_reblur_psnr, anchor=args.anchor,
+      weight_average=args.weight_average,
       sharpness_tolerance=args.sharpness_tolerance)
   trajectory = []
 
@@ -175,6 +176,7 @@ def main(argv: Sequence[str]) -> None:
 FLAG_NAMES = ("checkpoint", "dataset", "split", "videos", "steps", "learning_rate", "batch_size",
               "flow_gradient", "flow_source", "tau", "linear_light", "holdout_every",
               "max_held_out", "eval_every", "patience", "margin", "min_reblur_psnr", "anchor",
+              "weight_average",
               "sharpness_tolerance", "mild", "mild_max_speed", "mild_linear_light", "max_side",
               "max_frames", "average", "labeled", "labeled_dataset", "alpha")
 
@@ -218,6 +220,7 @@ def _define_flags() -> None:
   flags.DEFINE_float("margin", defaults.margin, "Safeguards.margin.")
   flags.DEFINE_float("min_reblur_psnr", defaults.min_reblur_psnr, "Safeguards.min_reblur_psnr.")
   flags.DEFINE_float("anchor", defaults.anchor, "Safeguards.anchor.")
+  flags.DEFINE_float("weight_average", defaults.weight_average, "Safeguards.weight_average.")
   flags.DEFINE_float("sharpness_tolerance", defaults.sharpness_tolerance,
                      "Safeguards.sharpness_tolerance.")
   flags.DEFINE_string("trajectories", None, "JSON file for every measurement with its PSNR.")

@@ -244,7 +244,9 @@ def _define_flags() -> None:
                 "starting ones (0: no anchoring).",
       "sharpness_tolerance": "A measurement counts only if the held-out restored frames are "
                              "at most this fraction less sharp (mean absolute gradient) than the "
-                             "starting network's."}
+                             "starting network's.",
+      "weight_average": "Measure and keep a moving average of the parameters over the steps, moving "
+                 "1 - this fraction of the way to each step's (0: the last step's)."}
   for field in dataclasses.fields(safeguards_lib.Safeguards):
     define = flags.DEFINE_integer if field.type == "int" else flags.DEFINE_float
     define(f"adapt_{field.name}", field.default, help_texts[field.name])

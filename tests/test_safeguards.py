@@ -74,6 +74,7 @@ def test_decline_before_adapting_when_the_blur_model_does_not_fit():
     ("min_reblur_psnr", -1.0, r"--adapt_min_reblur_psnr=-1.0: expected a PSNR in dB >= 0"),
     ("anchor", 1.0, r"--adapt_anchor=1.0: expected a fraction in \[0, 1\)"),
     ("sharpness_tolerance", -0.1, r"--adapt_sharpness_tolerance=-0.1: expected a relative fall"),
+    ("weight_average", 1.0, r"--adapt_weight_average=1.0: expected a decay per step in \[0, 1\)"),
 ])
 def test_bad_settings_name_their_flag(field, value, message):
   with pytest.raises(validation.ConfigError, match=message + r".*; pass a value in range\.$"):
@@ -133,3 +134,19 @@ def test_adapt_declines_with_exactly_the_starting_weights(setup):
   result, measured = _adapt(setup, learning_rate=1e-2, steps=2, min_reblur_psnr=99.0)
   assert not result.decision.adapted and result.decision.steps == 0 and len(measured) == 1
   assert result.variables is variables["deblur"] and not result.history
+
+
+def test_averaged_weights_are_measured_and_kept(setup):
+  _, variables, _ = setup
+  settings = dict(learning_rate=1e-2, steps=1, eval_every=1, patience=5, margin=0.0,
+                  min_reblur_psnr=0.0, sharpness_tolerance=0.99)
+  _, plain = _adapt(setup, weight_average=0.0, **settings)
+  result, averaged = _adapt(setup, weight_average=0.75, **settings)
+  # The same step (same seed), measured a quarter of the way from the start to it.
+  expected = jax.tree.map(lambda a, p: 0.75 * a + 0.25 * p, variables["deblur"]["params"],
+                          plain[1][1]["params"])
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7),
+               averaged[1][1]["params"], expected)
+  assert not _equal(averaged[1][1]["params"], plain[1][1]["params"])
+  if result.decision.adapted:
+    assert _equal(result.variables, averaged[1][1])

@@ -213,6 +213,7 @@ def adapt(config: ml_collections.ConfigDict, variables: dict[str, PyTree],
 
   state, history = run.state, []
   train_step = run.train_step
+  average = jax.tree.map(jnp.copy, state.params["deblur"])
   if safeguards is not None:
     measure = jax.jit(functools.partial(_reblur_error, networks=networks,
                                         settings=losses.LossSettings.from_config(config)))
@@ -228,13 +229,17 @@ def adapt(config: ml_collections.ConfigDict, variables: dict[str, PyTree],
     best = start
     if safeguards.anchor:
       train_step = _anchored(train_step, state.params["deblur"], safeguards.anchor)
+  decay = safeguards.weight_average if safeguards is not None else 0.0
   eval_every = safeguards.eval_every if safeguards is not None else steps
   step = 0
   try:
-    for point in train.loop(train_step, state, batches, mesh, start=0, total=steps,
+    for point in train.loop(_averaged(train_step, decay), (state, average), batches, mesh,
+                            start=0, total=steps,
                             pause=lambda s: s % log_every == 0 or s % eval_every == 0,
                             desc="adapt"):
-      state, step = point.state, point.step
+      (state, average), step = point.state, point.step
+      # What is measured and kept: the averaged parameters (the last step's without averaging).
+      state = state.replace(params={**state.params, "deblur": average})
       if step % log_every == 0 or point.last:
         history.append({"step": step, **point.metrics.mean()})
         point.bar.set_postfix(loss_reblur=f"{history[-1]['loss_reblur']:.4g}")
@@ -281,6 +286,22 @@ def _anchored(train_step: Callable, start: PyTree, fraction: float) -> Callable:
     state, metrics = train_step(state, batch)
     params = {**state.params, "deblur": pull(state.params["deblur"], start)}
     return state.replace(params=params), metrics
+  return step
+
+
+def _averaged(train_step: Callable, decay: float) -> Callable:
+  """`train_step` on `(state, average)`: also moves `average`, a moving average of d's
+  parameters, `1 - decay` of the way to the new ones (decay 0: `average` is the new ones).
+
+  `average` must not share buffers with `state`, which the step donates."""
+  mix = jax.jit(lambda average, params: jax.tree.map(
+      lambda a, p: decay * a + (1 - decay) * p, average, params))
+
+  def step(carry, batch):
+    state, average = carry
+    state, metrics = train_step(state, batch)
+    params = state.params["deblur"]
+    return (state, mix(average, params) if decay else params), metrics
   return step
 
 

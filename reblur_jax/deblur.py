@@ -109,7 +109,7 @@ def deblur_video(checkpoint: str, input_path: str, output: str, *, overwrite: bo
     try:
       validation.check_dataset(labeled_dataset, config.labeled_split,
                                data_dir or config.get("data_dir") or None,
-                               what="--labeled_dataset")
+                               what="--labeled_dataset", data_dir_flag="--data_dir")
     except validation.ConfigError as e:
       raise validation.ConfigError(f"{e} Or pass --noadapt_labeled to adapt to the video "
                                    "alone.") from None

@@ -121,7 +121,8 @@ def score_checkpoint(config: ml_collections.ConfigDict | None, workdir: str | os
   data_dir = data_dir or config.get("data_dir") or None
   datasets = parse_datasets(datasets or [config.eval_dataset], config.eval_split)
   for name, split in datasets:
-    validation.check_dataset(name, split, data_dir, what="dataset")
+    validation.check_dataset(name, split, data_dir, what="dataset",
+                             data_dir_flag="--data_dir")
   module = networks.create_deblur(config)
   model = checkpoint.describe(config.model, config.model_kwargs)
   finetuned = run.variables("deblur")

@@ -178,10 +178,12 @@ def used_datasets(config: ml_collections.ConfigDict) -> dict[str, tuple[str, str
           for group in DATA_GROUPS if group == "eval" or sizes[group]}
 
 
-def check_dataset(name: str, split: str, data_dir: str | None, *, what: str) -> None:
+def check_dataset(name: str, split: str, data_dir: str | None, *, what: str,
+                  data_dir_flag: str = "--config.data_dir") -> None:
   """`name` ("builder/config") is prepared in `data_dir` with `split`, or is preparable here.
 
-  `what` names the setting in the message, e.g. "config.eval_dataset" or "--labeled_dataset".
+  `what` names the setting in the message, e.g. "config.eval_dataset" or "--labeled_dataset";
+  `data_dir_flag` the one that says where the data are.
   """
   # Imported here: TFDS and the builders are only needed when a data set is named.
   import tensorflow_datasets as tfds
@@ -203,7 +205,7 @@ def check_dataset(name: str, split: str, data_dir: str | None, *, what: str) -> 
     raise ConfigError(
         f"{what}={name!r} is not prepared {where}: prepare it with `python -m "
         f"reblur_jax.data.prepare {builder_name} --config={builder_config} --manual_dir=... "
-        "--data_dir=...` (docs/data.md), or point --config.data_dir at where it is.")
+        f"--data_dir=...` (docs/data.md), or point {data_dir_flag} at where it is.")
   if split not in builder.info.splits:
     raise ConfigError(f"{what}={name!r} has no split {split!r}: expected one of "
                       f"{sorted(builder.info.splits)}; set the matching *_split field.")

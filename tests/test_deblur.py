@@ -225,6 +225,10 @@ def test_adapting_with_tvl1_flows_needs_no_flow_network(tiny_run, inputs, networ
   with pytest.raises(ValueError, match="with --noadapt_labeled: drop one of the two"):
     deblur.deblur_video(tiny_run.workdir, inputs["folder"], str(tmp_path), adapt_steps=2,
                         adapt_labeled=False, labeled_dataset="synthetic_blur/tiny_t7")
+  with pytest.raises(ValueError, match=r"gopro/blur_t7' is not prepared .* point --data_dir at "
+                     r"where it is\. Or pass --noadapt_labeled"):
+    deblur.deblur_video(tiny_run.workdir, inputs["folder"], str(tmp_path), adapt_steps=2,
+                        labeled_dataset="gopro/blur_t7")
   with pytest.raises(ValueError, match=r"--adapt_tau=1.5: expected an exposure in \(0, 1\]"):
     deblur.deblur_video(tiny_run.workdir, inputs["folder"], str(tmp_path), adapt_steps=2,
                         adapt_tau=1.5)

@@ -17,6 +17,7 @@ validation split; the test split and real footage are measured once with the cho
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from collections.abc import Sequence
@@ -98,12 +99,7 @@ def run_video(run, module, variables, flow, blurry, sharp, args, flow_source: st
       flow_gradient=args.flow_gradient, flow_source=flow_source, tau=args.tau,
       linear_light=linear_light, labeled_dataset=labeled_dataset, data_dir=args.data_dir,
       alpha=args.alpha)
-  safeguards = safeguards_lib.Safeguards(
-      holdout_every=args.holdout_every, max_held_out=args.max_held_out,
-      eval_every=args.eval_every, patience=args.patience, margin=args.margin,
-      min_reblur_psnr=args.min_reblur_psnr, anchor=args.anchor,
-      weight_average=args.weight_average,
-      sharpness_tolerance=args.sharpness_tolerance)
+  safeguards = safeguards_lib.Safeguards(**{name: args[name].value for name in SAFEGUARDS})
   trajectory = []
 
   def score(measurement, measured):
@@ -173,17 +169,16 @@ def main(argv: Sequence[str]) -> None:
                 f, indent=1)
 
 
+# The safeguards' flags are named as their fields (deblur's --adapt_<field>).
+SAFEGUARDS = tuple(field.name for field in dataclasses.fields(safeguards_lib.Safeguards))
 FLAG_NAMES = ("checkpoint", "dataset", "split", "videos", "steps", "learning_rate", "batch_size",
-              "flow_gradient", "flow_source", "tau", "linear_light", "holdout_every",
-              "max_held_out", "eval_every", "patience", "margin", "min_reblur_psnr", "anchor",
-              "weight_average",
-              "sharpness_tolerance", "mild", "mild_max_speed", "mild_linear_light", "max_side",
-              "max_frames", "average", "labeled", "labeled_dataset", "alpha")
+              "flow_gradient", "flow_source", "tau", "linear_light", "mild", "mild_max_speed",
+              "mild_linear_light", "max_side", "max_frames", "average", "labeled",
+              "labeled_dataset", "alpha", *SAFEGUARDS)
 
 
 def _define_flags() -> None:
   """Flags, defined only when run as a program."""
-  defaults = safeguards_lib.Safeguards()
   flags.DEFINE_string("checkpoint", None, "Training workdir with a FlowNetS.", required=True)
   flags.DEFINE_string("flow_checkpoint", None, "FlowNetS when the checkpoint has none.")
   flags.DEFINE_string("dataset", "synthetic_blur/study_t7", "Labeled set of the sequences.")
@@ -213,16 +208,9 @@ def _define_flags() -> None:
                     "--adapt_labeled); --nolabeled adapts to the video alone.")
   flags.DEFINE_string("labeled_dataset", None, "Their set (default: the checkpoint's).")
   flags.DEFINE_float("alpha", adapt.ALPHA, "Weight of L_U against L_S (deblur --adapt_alpha).")
-  flags.DEFINE_integer("holdout_every", defaults.holdout_every, "Safeguards.holdout_every.")
-  flags.DEFINE_integer("max_held_out", defaults.max_held_out, "Safeguards.max_held_out.")
-  flags.DEFINE_integer("eval_every", defaults.eval_every, "Safeguards.eval_every.")
-  flags.DEFINE_integer("patience", defaults.patience, "Safeguards.patience.")
-  flags.DEFINE_float("margin", defaults.margin, "Safeguards.margin.")
-  flags.DEFINE_float("min_reblur_psnr", defaults.min_reblur_psnr, "Safeguards.min_reblur_psnr.")
-  flags.DEFINE_float("anchor", defaults.anchor, "Safeguards.anchor.")
-  flags.DEFINE_float("weight_average", defaults.weight_average, "Safeguards.weight_average.")
-  flags.DEFINE_float("sharpness_tolerance", defaults.sharpness_tolerance,
-                     "Safeguards.sharpness_tolerance.")
+  for field in dataclasses.fields(safeguards_lib.Safeguards):
+    define = flags.DEFINE_integer if field.type == "int" else flags.DEFINE_float
+    define(field.name, field.default, f"Safeguards.{field.name} (deblur --adapt_{field.name}).")
   flags.DEFINE_string("trajectories", None, "JSON file for every measurement with its PSNR.")
 
 

@@ -15,13 +15,14 @@ run had one, else --flow_checkpoint), or TV-L1 on the blurry frames (the default
 no FlowNetS, as for the shipped supervised networks). --adapt_tau is the exposure the blur model
 assumes (default: the checkpoint config's), and it blurs in linear light, as a camera integrates
 (--noadapt_linear_light for blur averaged in encoded values, as the synthetic sets' is). Half
-of each adaptation batch are labeled clips (`L_S`) of the set the checkpoint was trained on, or of
---labeled_dataset, with `L_U` weighted --adapt_alpha: they keep the network a deblurrer while
-`L_U` fits it to the video (--noadapt_labeled adapts to the video alone). Safeguards that need no ground truth are on by
-default (--adapt_safe): some frames are held out, the weights with the lowest reblur error on
-them are kept, and the starting weights are returned when adapting does not lower it by
---adapt_margin or the blur model does not fit the video (--adapt_min_reblur_psnr); the last line
-printed says what they decided. docs/evaluation.md has the details.
+of each adaptation batch are labeled clips (`L_S`) of the set the checkpoint was trained on, or
+of --labeled_dataset, with `L_U` weighted --adapt_alpha: they keep the network a deblurrer while
+`L_U` fits it to the video (--noadapt_labeled adapts to the video alone). Safeguards that need no
+ground truth are on by default (--adapt_safe): some frames are held out, the weights (averaged
+over the last steps) with the lowest reblur error on them are kept, and the starting weights are
+returned when adapting does not lower it by --adapt_margin or the blur model does not fit the
+video (--adapt_min_reblur_psnr); the last line printed says what they decided.
+docs/evaluation.md has the details.
 
   python -m reblur_jax.deblur --checkpoint=pretrained/dvd --input=shaky.mp4 --output=out/ \
       --adapt_steps=100
@@ -245,8 +246,9 @@ def _define_flags() -> None:
       "sharpness_tolerance": "A measurement counts only if the held-out restored frames are "
                              "at most this fraction less sharp (mean absolute gradient) than the "
                              "starting network's.",
-      "weight_average": "Measure and keep a moving average of the parameters over the steps, moving "
-                 "1 - this fraction of the way to each step's (0: the last step's)."}
+      "weight_average": "Measure and keep a moving average of the parameters over the steps, "
+                        "moving 1 - this fraction of the way to each step's (0: the last "
+                        "step's)."}
   for field in dataclasses.fields(safeguards_lib.Safeguards):
     define = flags.DEFINE_integer if field.type == "int" else flags.DEFINE_float
     define(f"adapt_{field.name}", field.default, help_texts[field.name])

@@ -97,8 +97,10 @@ def get_config() -> ml_collections.ConfigDict:
   # paper) or "tvl1" (scikit-image's TV-L1 on the blurry frames, once per unlabeled clip, then
   # fixed; no FlowNetS: docs/signal_diagnostic.md, reblur_jax.data.estimated_flows).
   config.flow_source = "flownets"
-  # Where L_U is measured: "none" (every pixel, the paper) or "inside" (only pixels whose blur
-  # segments stay inside the crop: beyond its border `reblur` clamps, while the camera saw more).
+  # Where L_U is measured (losses.REBLUR_MASKS): "none" (every pixel, the paper), "inside" (only
+  # pixels whose blur segments stay inside the crop: beyond its border `reblur` clamps, while the
+  # camera saw more) or "smooth_motion" (not near motion boundaries of the flows, where layers
+  # occlude each other and the per-pixel line kernel does not hold).
   config.reblur_mask = "none"
   # Dtype the networks compute in: "float32", or "bfloat16" for mixed precision (the GPU/TPU
   # convention: parameters, optimiser state, losses and checkpoints stay float32).

@@ -338,6 +338,38 @@ def segments_inside(flow_prev, flow_next, *, tau: float) -> jax.Array:
   return inside
 
 
+def smooth_motion(flow_prev, flow_next, *, threshold: float = 1.0, margin: int = 2
+                  ) -> jax.Array:
+  """Pixels away from motion boundaries: `bool [..., H, W]`.
+
+  False within `margin` pixels of a pixel whose flow differs from a 3x3 neighbour's by
+  `threshold` pixels or more, in either flow (`flow_prev` may be None). At a motion boundary
+  the camera integrates two layers that move differently, and one layer hides the other for
+  part of the exposure; the per-pixel line kernel of `reblur` models neither, and flows
+  estimated on blurry frames are least accurate there. The defaults were chosen for TV-L1 flows
+  on the study's validation split (docs/baselines.md).
+
+  Args:
+    flow_prev, flow_next: `[..., H, W, 2]` flows in pixels.
+    threshold: flow difference to a neighbour, pixels, that marks a boundary.
+    margin: pixels around a boundary also left out.
+  """
+  height, width = flow_next.shape[-3:-1]
+  boundary = jnp.zeros(flow_next.shape[:-1], bool)
+  for flow in (flow_prev, flow_next):
+    if flow is None:
+      continue
+    padded = jnp.pad(flow, [(0, 0)] * (flow.ndim - 3) + [(1, 1), (1, 1), (0, 0)], mode="edge")
+    for dy in range(3):
+      for dx in range(3):
+        neighbour = padded[..., dy:dy + height, dx:dx + width, :]
+        boundary |= jnp.linalg.norm(neighbour - flow, axis=-1) >= threshold
+  window = (1,) * (boundary.ndim - 2) + (2 * margin + 1,) * 2
+  near = jax.lax.reduce_window(boundary, False, jax.lax.bitwise_or, window,
+                               (1,) * boundary.ndim, "SAME")
+  return ~near
+
+
 @functools.partial(jax.jit, static_argnames=("tau", "method", "max_disp", "samples",
                                              "linear_light"))
 def reblur_batch(sharp, flow_prev, flow_next, *, tau: float = 1.0, method: str = "conv",

@@ -349,3 +349,18 @@ def test_segments_inside_marks_pixels_whose_segments_leave_the_frame():
   both = blur.segments_inside(flow_prev, flow_next, tau=0.5)
   np.testing.assert_array_equal(both, inside & (jnp.arange(6) >= 2)[:, None])
   assert blur.segments_inside(flow_prev[None], flow_next[None], tau=0.5).shape == (1, 6, 8)
+
+
+def test_smooth_motion_leaves_out_a_margin_around_motion_boundaries():
+  # Two layers: columns 0-5 still, 6-11 moving 3 px right; the boundary is between 5 and 6.
+  flow_next = jnp.zeros((2, 5, 12, 2)).at[:, :, 6:, 0].set(3.0)
+  smooth = blur.smooth_motion(None, flow_next, threshold=1.0, margin=2)
+  assert smooth.shape == (2, 5, 12)
+  np.testing.assert_array_equal(smooth[0, 0], [True] * 3 + [False] * 6 + [True] * 3)
+  np.testing.assert_array_equal(blur.smooth_motion(None, flow_next, margin=0)[1, 4],
+                                [True] * 5 + [False] * 2 + [True] * 5)
+  # A difference under the threshold is smooth motion; flow_prev's boundaries count too.
+  assert bool(blur.smooth_motion(None, flow_next * 0.3, threshold=1.0).all())
+  flow_prev = jnp.zeros((2, 5, 12, 2)).at[:, 3:, :, 1].set(-2.0)
+  both = blur.smooth_motion(flow_prev, flow_next, margin=0)
+  np.testing.assert_array_equal(both[0, :, 0], [True, True, False, False, True])

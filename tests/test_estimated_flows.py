@@ -100,7 +100,7 @@ def test_reblur_loss_with_fixed_flows_blurs_the_middle_frame_only(frames, linear
   assert float(jnp.abs(grad(middle)).sum()) > 0
 
 
-def test_reblur_loss_inside_only_ignores_pixels_whose_segments_leave_the_crop():
+def test_reblur_loss_mask_inside_ignores_pixels_whose_segments_leave_the_crop():
   rng = np.random.default_rng(1)
   middle = jnp.asarray(rng.random((1, 2, 16, 16, 3), np.float32))
   flows = tuple(jnp.zeros((2, 16, 16, 2)).at[..., 0].set(4.0) for _ in range(2))
@@ -109,9 +109,26 @@ def test_reblur_loss_inside_only_ignores_pixels_whose_segments_leave_the_crop():
   # The observation differs from the model only in the last two columns, where the segments
   # (2 px to the right) leave the crop: the masked loss does not see it.
   observed = reblurred.at[:, :, -2:].add(0.5)
-  masked, _ = losses.reblur_loss(middle, observed, flows, inside_only=True, **kwargs)
+  masked, _ = losses.reblur_loss(middle, observed, flows, mask="inside", **kwargs)
   plain, _ = losses.reblur_loss(middle, observed, flows, **kwargs)
   assert float(masked) == pytest.approx(0.0, abs=1e-10) and float(plain) > 1e-3
   observed = reblurred.at[:, :, :2].add(0.5)  # Inside: seen, averaged over inside pixels only.
-  masked, _ = losses.reblur_loss(middle, observed, flows, inside_only=True, **kwargs)
+  masked, _ = losses.reblur_loss(middle, observed, flows, mask="inside", **kwargs)
   assert float(masked) == pytest.approx(0.25 * 2 / 14, rel=1e-4)
+
+
+def test_reblur_loss_mask_smooth_motion_ignores_motion_boundaries():
+  rng = np.random.default_rng(2)
+  middle = jnp.asarray(rng.random((1, 2, 16, 16, 3), np.float32))
+  # The right half moves 2 px down, the left half is still: a boundary between columns 7 and 8.
+  flows = tuple(jnp.zeros((2, 16, 16, 2)).at[:, :, 8:, 1].set(2.0) for _ in range(2))
+  kwargs = dict(frames=3, tau=0.5, method="conv", max_disp=4, samples=4)
+  _, reblurred = losses.reblur_loss(middle, middle[0], flows, **kwargs)
+  observed = reblurred.at[:, :, 7:9].add(0.5)  # Wrong only at the boundary: not seen.
+  masked, _ = losses.reblur_loss(middle, observed, flows, mask="smooth_motion", **kwargs)
+  assert float(masked) == pytest.approx(0.0, abs=1e-10)
+  observed = reblurred.at[:, :, :2].add(0.5)  # Far from it: seen.
+  masked, _ = losses.reblur_loss(middle, observed, flows, mask="smooth_motion", **kwargs)
+  assert float(masked) == pytest.approx(0.25 * 2 / 10, rel=1e-4)  # 10 columns kept of 16.
+  with pytest.raises(ValueError, match="reblur mask 'occluded'"):
+    losses.reblur_loss(middle, observed, flows, mask="occluded", **kwargs)

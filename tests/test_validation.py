@@ -64,7 +64,7 @@ CONFIG_ERRORS = [
     ({"flow_source": "tvl1", "finetune_flow": True},
      r"config.finetune_flow=True: expected False with flow_source='tvl1'"),
     ({"reblur_mask": "occluded"}, r"config.reblur_mask='occluded': expected one of \('none', "
-     r"'inside'\); e.g. --config.reblur_mask=inside\.$"),
+     r"'inside', 'smooth_motion'\); e.g. --config.reblur_mask=smooth_motion\.$"),
     ({"model_kwargs.head": "tanh"}, r"does not build dvd: DVD head must be one of"),
     ({"frames": 4}, r"config.frames=4: expected 2 \(t, t\+1\) or 3"),
     ({"tau": 0.0}, r"config.tau=0.0: expected an exposure fraction > 0"),

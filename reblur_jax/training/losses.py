@@ -29,6 +29,13 @@ from reblur_jax.training import state
 
 PyTree = Any
 
+# Where `L_U` is measured (`config.reblur_mask`): the pixels where the blur model can hold.
+REBLUR_MASKS = {
+    "none": "every pixel (the paper)",
+    "inside": "pixels whose blur segments stay inside the crop (`blur.segments_inside`)",
+    "smooth_motion": "pixels away from motion boundaries of the flows (`blur.smooth_motion`)",
+}
+
 
 @dataclasses.dataclass(frozen=True)
 class LossSettings:
@@ -45,8 +52,7 @@ class LossSettings:
     stop_flow_gradient: treat the flows as constants in `L_U` (config.flow_gradient == "stop").
     flow_source: "flownets" (FlowNetS on the restored frames) or "tvl1" (fixed flows that come
       with the unlabeled clips).
-    reblur_mask: where `L_U` is measured: "none" (every pixel) or "inside" (pixels whose blur
-      segments stay inside the crop, `blur.segments_inside`).
+    reblur_mask: where `L_U` is measured, one of `REBLUR_MASKS`.
     linear_light: the blur model blurs in linear light (`blur.reblur`), as a camera integrates.
   """
   alpha: float
@@ -80,7 +86,7 @@ class LossSettings:
     return dict(frames=self.frames, tau=self.tau, method=self.blur_model,
                 max_disp=self.max_disp, samples=self.blur_samples,
                 stop_flow_gradient=self.stop_flow_gradient,
-                inside_only=self.reblur_mask == "inside", linear_light=self.linear_light)
+                mask=self.reblur_mask, linear_light=self.linear_light)
 
 
 def mse(x: jax.Array, y: jax.Array, mask: jax.Array | None = None) -> jax.Array:
@@ -126,7 +132,7 @@ def reblur_offsets(frames: int) -> tuple[int, ...]:
 
 def reblur_loss(restored: jax.Array, blurry_middle: jax.Array, flows, *, frames: int,
                 tau: float, method: str, max_disp: int, samples: int,
-                stop_flow_gradient: bool = False, inside_only: bool = False,
+                stop_flow_gradient: bool = False, mask: str = "none",
                 linear_light: bool = False):
   """The self-supervised term `L_U` from restored frames.
 
@@ -143,8 +149,8 @@ def reblur_loss(restored: jax.Array, blurry_middle: jax.Array, flows, *, frames:
     stop_flow_gradient: treat the flows as constants. Through FlowNetS, d can lower `L_U` by
       changing what the flow network sees instead of by sharpening (docs/signal_diagnostic.md:
       the lowest reblur loss and the smallest gain); stopped, only the sharp frame is pulled.
-    inside_only: average the squared error only over pixels whose blur segments stay inside
-      the frame (`blur.segments_inside`); a batch where none does gives 0.
+    mask: the pixels the squared error is averaged over, one of `REBLUR_MASKS`; a batch with
+      none gives 0.
 
   Returns:
     `(loss, reblurred [B, H, W, 3])`.
@@ -164,8 +170,18 @@ def reblur_loss(restored: jax.Array, blurry_middle: jax.Array, flows, *, frames:
     flow_next, flow_prev = jax.lax.stop_gradient((flow_next, flow_prev))
   reblurred = blur.reblur_batch(middle, flow_prev, flow_next, tau=tau, method=method,
                                 max_disp=max_disp, samples=samples, linear_light=linear_light)
-  mask = blur.segments_inside(flow_prev, flow_next, tau=tau)[..., None] if inside_only else None
-  return mse(reblurred, blurry_middle, mask), reblurred
+  return mse(reblurred, blurry_middle, _reblur_mask(mask, flow_prev, flow_next, tau)), reblurred
+
+
+def _reblur_mask(mask: str, flow_prev, flow_next, tau: float) -> jax.Array | None:
+  """`REBLUR_MASKS[mask]` as `[B, H, W, 1]` weights, None for every pixel."""
+  if mask not in REBLUR_MASKS:
+    raise ValueError(f"reblur mask {mask!r}: expected one of {tuple(REBLUR_MASKS)}.")
+  if mask == "none":
+    return None
+  if mask == "inside":
+    return blur.segments_inside(flow_prev, flow_next, tau=tau)[..., None]
+  return blur.smooth_motion(flow_prev, flow_next)[..., None]
 
 
 def adaptive_average(x: jax.Array, size: tuple[int, int]) -> jax.Array:

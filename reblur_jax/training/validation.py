@@ -23,6 +23,7 @@ from reblur_jax import blur
 from reblur_jax import checkpoint
 from reblur_jax import models
 from reblur_jax.data import estimated_flows
+from reblur_jax.training import losses
 from reblur_jax.training import sharding
 from reblur_jax.training import state
 
@@ -31,7 +32,6 @@ DEBLUR_MODELS = tuple(name for name in models.MODELS if name != "flownets")
 FRAMES = (2, 3)
 FLOW_GRADIENTS = ("through", "stop")
 COMPUTE_DTYPES = ("float32", "bfloat16")
-REBLUR_MASKS = ("none", "inside")
 SYNTHETIC = "synthetic_blur"
 DATA_GROUPS = ("labeled", "unlabeled", "eval")
 UNLABELED_ONLY = "blurry_video"  # Blurry frames only: a U set, never S or evaluation.
@@ -75,7 +75,8 @@ _FIELD_CHECKS: dict[str, tuple[Callable[[Any], bool], str, str]] = {
                       "flow_gradient=through"),
     "flow_source": (_in_set(estimated_flows.SOURCES), f"one of {estimated_flows.SOURCES}",
                     "flow_source=tvl1"),
-    "reblur_mask": (_in_set(REBLUR_MASKS), f"one of {REBLUR_MASKS}", "reblur_mask=inside"),
+    "reblur_mask": (_in_set(tuple(losses.REBLUR_MASKS)), f"one of {tuple(losses.REBLUR_MASKS)}",
+                    "reblur_mask=smooth_motion"),
     "compute_dtype": (_in_set(COMPUTE_DTYPES), f"one of {COMPUTE_DTYPES}",
                       "compute_dtype=bfloat16"),
     "frames": (_in_set(FRAMES), "2 (t, t+1) or 3 (t-1, t, t+1) frames", "frames=3"),

@@ -3,7 +3,7 @@ r"""Speed of the fine-tuning step: steps/s and examples/s of DVD-Reblur and Debl
 The paper's Table 3 setting: a mini-batch of 10 clips of 128 x 128, full-width networks, the conv
 and the warp blur model. The step is the real one (`reblur_jax.training`: hybrid loss, Adam,
 data-parallel over every local device), on random clips, timed after compilation with the device
-synchronised:
+synchronised (`train.time_step`, the median step):
 
   python benchmarks/train_step.py                       # all four, on the default backend
   JAX_PLATFORMS=cpu python benchmarks/train_step.py --models=dvd --blur_models=warp --steps=2
@@ -13,8 +13,6 @@ synchronised:
 Prints one row per setting; the batch must divide by the device count. `benchmark` is also what
 benchmarks/gpu.py runs.
 """
-
-import time
 
 import jax
 import numpy as np
@@ -55,17 +53,7 @@ def benchmark(model: str, blur_model: str, *, batch_size: int = 10, crop_size: i
     batch["labeled"] = {"blurry": clips(sizes["labeled"]), "sharp": clips(sizes["labeled"])}
   if sizes["unlabeled"]:
     batch["unlabeled"] = {"blurry": clips(sizes["unlabeled"])}
-  batch = sharding.global_batch(batch, mesh)
-
-  start = time.perf_counter()
-  state, metrics = run.train_step(run.state, batch)
-  jax.block_until_ready(metrics)
-  compile_s = time.perf_counter() - start
-  start = time.perf_counter()
-  for _ in range(steps):
-    state, metrics = run.train_step(state, batch)
-  jax.block_until_ready(metrics)
-  seconds = (time.perf_counter() - start) / steps
+  compile_s, seconds = train.time_step(run, sharding.global_batch(batch, mesh), steps=steps)
   return {"first_step_s": compile_s, "step_s": seconds, "steps_per_s": 1 / seconds,
           "examples_per_s": batch_size / seconds}
 

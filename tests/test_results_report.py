@@ -16,12 +16,13 @@ def _scores(psnr):
   return {"psnr": psnr, "ssim": 0.8 + 0.01 * (psnr - 25.0)}  # SSIM rises with PSNR.
 
 
-def _finetune(baseline, finetuned, seconds=1.0, **settings):
+def _finetune(baseline, finetuned, **settings):
   settings = {"flow_source": "tvl1", "alpha": 3.0, "learning_rate": 1e-3,
-              "labeled_dataset": "synthetic_blur/study_mixed_t7", **settings}
+              "labeled_dataset": "synthetic_blur/study_mixed_t7", "reblur_mask": "none",
+              **settings}
   return {"mean": {"blurry": _scores(24.0), "baseline": _scores(baseline),
                    "finetuned": _scores(finetuned)},
-          "seconds_per_step": seconds, "curve": [[0, baseline], [100, finetuned]],
+          "curve": [[0, baseline], [100, finetuned]],
           "per_frame": [], "settings": settings}
 
 
@@ -34,9 +35,12 @@ def _results(*, reblur=26.0, control=25.5, warp=25.98, warp_seconds=0.5, single=
                       "test_speed": 18.0, "clips": {"train": 384, "test": 96}},
              "flownets": {"epe": 2.0}}
   for network in ("dvd", "deblurgan"):
-    results[f"{network}_reblur"] = _finetune(25.0, reblur)
+    results[f"{network}_reblur"] = _finetune(
+        25.0, reblur, reblur_mask="smooth_motion" if network == "dvd" else "none")
     results[f"{network}_alpha0"] = _finetune(25.0, control)
-    results[f"{network}_warp"] = _finetune(25.0, warp, seconds=warp_seconds)
+    results[f"{network}_warp"] = _finetune(25.0, warp)
+  results["step_seconds"] = {"steps": 10, "runs": {
+      run: 1.0 if run.endswith("_reblur") else warp_seconds for run in reproduce.TIMED}}
   results["dvd_2frames"] = _finetune(25.0, two_frames)
   results["dvd_tau1"] = _finetune(25.0, 25.9)
   paper = {"flow_source": "flownets", "alpha": 0.1, "learning_rate": 1e-4}
@@ -67,8 +71,9 @@ def test_every_claim_reproduced_when_the_numbers_say_so():
   verdicts = _verdicts(text)
   assert len(verdicts) == 2 + 2 + 1 + 1
   assert all("**reproduced**" in line for line in verdicts)
-  assert ("| **DVD-Reblur** (TV-L1 flows, alpha 3, lr 0.001) | 26.00 / 0.8100 | +1.00 dB | "
-          "26.06 / 30.15 / 30.32 |") in text
+  assert ("| **DVD-Reblur** (TV-L1 flows, L_U away from motion boundaries, alpha 3, lr 0.001) | "
+          "26.00 / 0.8100 | +1.00 dB | 26.06 / 30.15 / 30.32 |") in text
+  assert "| **DeblurGAN-Reblur** (TV-L1 flows, alpha 3, lr 0.001) |" in text
   # The paper's settings, beside the method the :cpu configs chose on validation.
   assert ("| DVD-Reblur, the paper's settings (FlowNetS, alpha 0.1, lr 0.0001) | 25.20 / 0.8020 "
           "| +0.20 dB | |") in text
@@ -115,5 +120,6 @@ def test_the_cpu_study_fine_tunes_the_shipped_networks_as_the_demo_does():
     assert config[field] == demo[field], field
   assert config.init_checkpoint == "pretrained/dvd"
   paper = reproduce.finetune_config("dvd_paper", scale, "/runs/study")
-  assert (paper.flow_source, paper.alpha, paper.learning_rate) == ("flownets", 0.1, 1e-4)
+  assert (paper.flow_source, paper.alpha, paper.learning_rate, paper.reblur_mask) == (
+      "flownets", 0.1, 1e-4, "none")
   assert "dvd_paper" not in reproduce.finetunes(reproduce.SCALES["gpu"])  # Already the method.

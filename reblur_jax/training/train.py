@@ -177,7 +177,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
       checkpoint.
   """
   workdir = os.path.abspath(os.fspath(workdir))
-  mesh, data, run = _set_up(config)
+  mesh, data, run = set_up(config)
   steps_per_epoch = data.steps_per_epoch
   total_steps = num_train_steps(config, steps_per_epoch)
   logging.info("Training %s on %d device(s) of %d process(es): %d steps of %s clips "
@@ -237,18 +237,34 @@ def evaluate(config: ml_collections.ConfigDict) -> dict[str, float]:
   What `train_and_evaluate` logs at step 0, without a workdir: e.g. a shipped network's score on
   another split.
   """
-  mesh, data, run = _set_up(config)
+  mesh, data, run = set_up(config)
   return eval_metrics(run, run.state, data.eval_batches(), mesh)[0]
 
 
-def _set_up(config: ml_collections.ConfigDict
-            ) -> tuple[jax.sharding.Mesh, inputs.Inputs, Run]:
+def set_up(config: ml_collections.ConfigDict
+           ) -> tuple[jax.sharding.Mesh, inputs.Inputs, Run]:
   """Checks the config (before any work), then builds the mesh, the data and the run."""
   validation.validate_config(config, jax.device_count())
   mesh = sharding.create_mesh()
   networks = state_lib.create_networks(config)
   data = inputs.create(config, clip_length(config, networks), validation.batch_sizes(config))
   return mesh, data, create_run(config, networks, mesh, steps_per_epoch=data.steps_per_epoch)
+
+
+def time_step(run: Run, batch: PyTree, *, steps: int = 10) -> tuple[float, float]:
+  """`(seconds of the first step, median seconds of the next `steps`)` of `run.train_step` on
+  one global batch (`sharding.global_batch`), each step waited for.
+
+  The step alone: no input pipeline, evaluation or checkpoint in the time. The first step
+  includes compilation. Consumes `run.state` (the step donates it).
+  """
+  state, times = run.state, []
+  for _ in range(steps + 1):
+    start = time.perf_counter()
+    state, metrics = run.train_step(state, batch)
+    jax.block_until_ready(metrics)
+    times.append(time.perf_counter() - start)
+  return times[0], float(np.median(times[1:]))
 
 
 @dataclasses.dataclass(frozen=True)

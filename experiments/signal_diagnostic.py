@@ -20,7 +20,8 @@ carries deblurring signal, PSNR rises above the blurry input's; the rows differ 
 * `tau`: the data's exposure (0.5: E = D = 9 sub-frames) against the paper's text (1);
 * the border: the loss on every pixel, or only where both blur segments stay inside the frame
   (where `reblur` clamps, a real camera saw beyond the border), or only where the renderer says
-  the model holds (no occlusion, no layer edge in reach, segments inside the frame).
+  the model holds (no occlusion, no layer edge in reach, segments inside the frame), or only
+  away from the motion boundaries of the row's own flows (what training can know).
 
 The results are a markdown report (`--output`) with the command that made it.
 """
@@ -67,7 +68,8 @@ class Row:
       every step) | "tvl1" (on the blurry frames, fixed).
     tau: "data" (the renderer's exposure) or a number.
     mask: "none" | "inside" (both segments end inside the frame) | "model" (the renderer's
-      pixels where the model holds).
+      pixels where the model holds) | "smooth_motion" (away from motion boundaries of the row's
+      fixed flows, `blur.smooth_motion`: what training can know without ground truth).
     stop_gradient: "flownet_x" only: stop the flows' gradient, so `x` moves only through the
       blur model's image input.
     label: how the report names it.
@@ -92,6 +94,8 @@ ROWS = (
     Row("true_model", "true", "true flows, tau matched, loss where the model holds",
         mask="model"),
     Row("tvl1", "tvl1", "TV-L1 (scikit-image) on the blurry frames, fixed"),
+    Row("tvl1_smooth", "tvl1", "TV-L1 on the blurry frames, fixed, loss away from its motion "
+        "boundaries", mask="smooth_motion"),
 )
 FLOWNET_ROWS = ("flownet", "flownet_x", "flownet_x_stop")
 
@@ -204,8 +208,9 @@ def endpoint_errors(flow_prev, flow_next, frames: Frames) -> tuple[float, float]
 # ----------------------------------------------------------------------------- the experiment
 
 
-def loss_mask(frames: Frames, mask: str, tau: float) -> np.ndarray:
-  """Per-pixel weights `[N, H, W, 1]` of the loss (module docstring, "the border")."""
+def loss_mask(frames: Frames, mask: str, tau: float, flows=None) -> np.ndarray:
+  """Per-pixel weights `[N, H, W, 1]` of the loss (module docstring, "the border"); `flows`:
+  the row's fixed `(flow_prev, flow_next)`, which "smooth_motion" reads."""
   if mask == "none":
     return np.ones(frames.blurry.shape[:3] + (1,), np.float32)
   if mask == "model":
@@ -213,7 +218,9 @@ def loss_mask(frames: Frames, mask: str, tau: float) -> np.ndarray:
   if mask == "inside":
     inside = blur.segments_inside(frames.flow_prev, frames.flow_next, tau=tau)
     return np.asarray(inside)[..., None].astype(np.float32)
-  raise ValueError(f"unknown mask {mask!r}.")
+  if mask == "smooth_motion" and flows is not None:
+    return np.asarray(blur.smooth_motion(*flows))[..., None].astype(np.float32)
+  raise ValueError(f"unknown mask {mask!r}, or 'smooth_motion' without fixed flows.")
 
 
 def run_row(row: Row, frames: Frames, *, steps: Sequence[int], learning_rate: float,
@@ -226,7 +233,10 @@ def run_row(row: Row, frames: Frames, *, steps: Sequence[int], learning_rate: fl
     tau, "seconds": wall}`.
   """
   tau = frames.tau if row.tau == "data" else float(row.tau)
-  mask = jnp.asarray(loss_mask(frames, row.mask, tau))
+  fixed = None
+  if row.flows != "flownet_x":
+    fixed = tuple(jnp.asarray(f) for f in fixed_flows(frames, row.flows, flow_fn))
+  mask = jnp.asarray(loss_mask(frames, row.mask, tau, fixed))
   blurry = jnp.asarray(frames.blurry)
   neighbours = jnp.concatenate([frames.blurry_prev, frames.blurry_next])
   reblur = functools.partial(blur.reblur_batch, tau=tau, method="conv")
@@ -241,7 +251,6 @@ def run_row(row: Row, frames: Frames, *, steps: Sequence[int], learning_rate: fl
         flows = jax.lax.stop_gradient(flows)
       return tuple(jnp.split(flows, 2))
   else:
-    fixed = tuple(jnp.asarray(f) for f in fixed_flows(frames, row.flows, flow_fn))
     flows_of = lambda x: fixed
 
   def loss_and_flows(x):
@@ -347,7 +356,10 @@ def markdown(rows: Sequence[Row], results: dict, frames: Frames, *, steps: Seque
       "the image. *In-frame segments*: the loss only where both segments `p + s tau flow` stay "
       "inside the frame (`reblur` clamps at the border, the camera saw beyond it). *Where the "
       "model holds*: not the renderer's `boundary` pixels (occlusions, layer edges within reach "
-      "of a segment, segments leaving the frame). PSNR is always over the whole frame.",
+      "of a segment, segments leaving the frame). *Away from its motion boundaries*: not within "
+      "2 px of a pixel whose flow differs from a neighbour's by 1 px or more "
+      "(`blur.smooth_motion`, training's `reblur_mask=\"smooth_motion\"`), known without "
+      "ground truth. PSNR is always over the whole frame.",
       "",
       "Made by",
       "",

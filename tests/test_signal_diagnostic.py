@@ -86,3 +86,14 @@ def test_missing_flow_checkpoint_is_one_line_error(tmp_path, capsys):
   assert exit_info.value.code != 0
   assert capsys.readouterr().err.startswith("error: No checkpoint at")
   assert not output.exists()
+
+
+def test_smooth_motion_mask_reads_the_row_s_own_flows(frames):
+  flows = diagnostic.fixed_flows(frames, "true")
+  mask = diagnostic.loss_mask(frames, "smooth_motion", 0.5, flows)
+  assert mask.shape == frames.blurry.shape[:3] + (1,)
+  assert 0 < mask.mean() < 1  # The synthetic frames have moving objects over a moving camera.
+  still = tuple(np.zeros_like(f) for f in flows)
+  assert diagnostic.loss_mask(frames, "smooth_motion", 0.5, still).all()
+  with pytest.raises(ValueError, match="without fixed flows"):
+    diagnostic.loss_mask(frames, "smooth_motion", 0.5)

@@ -3,7 +3,7 @@ r"""Speed of the fine-tuning step: steps/s and examples/s of DVD-Reblur and Debl
 The paper's Table 3 setting: a mini-batch of 10 clips of 128 x 128, full-width networks, the conv
 and the warp blur model. The step is the real one (`reblur_jax.training`: hybrid loss, Adam,
 data-parallel over every local device), on random clips, timed after compilation with the device
-synchronised (`train.time_step`, the median step):
+synchronised (`train.time_step`: the fastest of the timed steps):
 
   python benchmarks/train_step.py                       # all four, on the default backend
   JAX_PLATFORMS=cpu python benchmarks/train_step.py --models=dvd --blur_models=warp --steps=2

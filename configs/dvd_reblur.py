@@ -66,7 +66,7 @@ def get_config(variant: str = ""):
     # Chosen on the study's validation split (docs/baselines.md, runs T1-T7, TS): the thin
     # FlowNetS is about as wrong as the motion is large and its L_U lowers PSNR (-0.19 dB against
     # the alpha = 0 control at alpha 1); TV-L1 flows on the blurry frames, alpha 3 and Adam 1e-3
-    # gain +0.12 dB over that control in the demo's 200 steps with S = `study`, +0.47 dB with
+    # gain +0.12 dB over that control in 200 steps with S = `study`, +0.47 dB with
     # S = `study_mixed`, the set pretrained/dvd last trained on. On `study`'s blur alone L_S
     # re-fits d to test-like motion by supervision (the control's +0.37 dB), and the result
     # loses more on real footage.

@@ -238,8 +238,8 @@ def finetune(name: str, scale: Scale, workdir: str) -> dict[str, Any]:
 
 def time_finetune_step(name: str, scale: Scale, workdir: str) -> float:
   """Seconds of one training step of fine-tuning `name` on its first batch, the fastest of
-  `TIMED_STEPS`, the step alone (`train.time_step`): the runs' wall time also holds the input pipeline, evaluations and
-  checkpoints, which would swamp Table 3's difference."""
+  `TIMED_STEPS`, the step alone (`train.time_step`): the runs' wall time also holds the input
+  pipeline, evaluations and checkpoints, which would swamp Table 3's difference."""
   mesh, data, run = train.set_up(finetune_config(name, scale, workdir))
   batch = sharding.global_batch(next(data.train_iterator()), mesh)
   return train.time_step(run, batch, steps=TIMED_STEPS)[1]
@@ -360,7 +360,8 @@ def run_study(scale_name: str, workdir: str, output: str) -> dict:
   for run in finetunes(scale):
     _cached(results, run, path, lambda: finetune(run, scale, workdir))
   _cached(results, "step_seconds", path, lambda: {
-      "steps": TIMED_STEPS, "runs": {run: time_finetune_step(run, scale, workdir) for run in TIMED}})
+      "steps": TIMED_STEPS,
+      "runs": {run: time_finetune_step(run, scale, workdir) for run in TIMED}})
   _cached(results, "table4", path, lambda: group_vs_single(scale, workdir))
 
   images_dir = os.path.join(os.path.dirname(os.path.abspath(output)), "images")

@@ -111,9 +111,10 @@ def _settings(run: dict) -> str:
   alpha and the rate."""
   settings = run["settings"]
   flows = {"flownets": "FlowNetS", "tvl1": "TV-L1 flows"}[settings["flow_source"]]
-  # Studies from before the field measured every pixel.
+  # Runs cached by studies from before the field measured every pixel.
+  mask = settings.get("reblur_mask", "none")
   where = {"none": "", "inside": ", L_U inside the crop",
-           "smooth_motion": ", L_U away from motion boundaries"}[settings.get("reblur_mask", "none")]
+           "smooth_motion": ", L_U away from motion boundaries"}[mask]
   return f"{flows}{where}, alpha {settings['alpha']:g}, lr {settings['learning_rate']:g}"
 
 
@@ -263,10 +264,8 @@ def _starting_networks(results: dict) -> str:
           f"{settings['learning_rates']['deblurgan']:g} for DeblurGAN).")
 
 
-def _steps(finetune_steps: int | dict[str, int]) -> str:
-  """"400 steps for DVD, 200 for DeblurGAN"; studies from before per-network lengths: one."""
-  if isinstance(finetune_steps, int):
-    return f"{finetune_steps} steps"
+def _steps(finetune_steps: dict[str, int]) -> str:
+  """"400 steps for DVD, 200 for DeblurGAN", or "200 steps" when both are the same."""
   dvd, deblurgan = finetune_steps["dvd"], finetune_steps["deblurgan"]
   return f"{dvd} steps" if dvd == deblurgan else f"{dvd} steps for DVD, {deblurgan} for DeblurGAN"
 

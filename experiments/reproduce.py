@@ -23,7 +23,9 @@ The study, every setting fixed before the first run (nothing is tuned on the tes
 
 The test split differs from training as real footage does: other photos, and motion up to 18
 pixels per frame against 12 (`synthetic_blur/study`). Rerunning the command resumes: finished
-training runs are restored, finished measurements read from `<workdir>/results.json`.
+training runs are restored, finished measurements read from `<workdir>/results.json`. A run in
+the workdir started with other settings than today's is an `error:` before any work (use a new
+--workdir); one that ran for fewer steps resumes to today's and is measured again.
 """
 
 from __future__ import annotations
@@ -61,6 +63,7 @@ from reblur_jax.evaluation import inference
 from reblur_jax.evaluation import networks
 from reblur_jax.training import sharding
 from reblur_jax.training import train
+from reblur_jax.training import validation
 from reblur_jax.training import variants
 
 
@@ -326,6 +329,19 @@ def _cached(results: dict, key: str, path: str, compute: Callable[[], Any]) -> A
   return results[key]
 
 
+def _check_runs(results: dict, scale: Scale, workdir: str) -> None:
+  """Before any work: each fine-tuning run already in `workdir` was started with today's
+  settings (else `validation.ConfigError`); one measured at another length is measured again
+  once it has resumed to today's."""
+  for name in finetunes(scale):
+    run_dir = os.path.join(workdir, name)
+    saved = checkpoint.saved_config(run_dir)
+    config = finetune_config(name, scale, workdir)
+    validation.check_resume(config, saved, run_dir)
+    if saved is not None and saved["num_train_steps"] != config.num_train_steps:
+      results.pop(name, None)
+
+
 def _prepare(dataset: str) -> dict[str, Any]:
   """Builds the synthetic set if needed; returns what the report says about it."""
   name, _, config = dataset.partition("/")
@@ -347,9 +363,10 @@ def run_study(scale_name: str, workdir: str, output: str) -> dict:
     with open(path) as f:
       results = json.load(f)
   if results.get("scale", scale_name) != scale_name:
-    raise ValueError(f"{workdir} holds a --scale={results['scale']} study; use another "
-                     "--workdir.")
+    raise validation.ConfigError(f"{workdir} holds a --scale={results['scale']} study: "
+                                 f"expected a --scale={scale_name} one; use another --workdir.")
   results["scale"], results["settings"] = scale_name, dataclasses.asdict(scale)
+  _check_runs(results, scale, workdir)
 
   _cached(results, "data", path, lambda: _prepare(scale.dataset))
   _cached(results, "flownets", path, lambda: pretrain_flow(scale, workdir))
@@ -406,7 +423,10 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   start = time.perf_counter()
-  run_study(flags.FLAGS.scale, flags.FLAGS.workdir, flags.FLAGS.output)
+  try:
+    run_study(flags.FLAGS.scale, flags.FLAGS.workdir, flags.FLAGS.output)
+  except validation.ConfigError as e:
+    raise SystemExit(f"error: {e}") from None
   logging.info("Study done in %.1f min; wrote %s.", (time.perf_counter() - start) / 60,
                flags.FLAGS.output)
 

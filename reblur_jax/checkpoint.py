@@ -209,6 +209,33 @@ def save(manager: ocp.CheckpointManager, state: PyTree, data_iterator: Any,
       digest=ocp.args.JsonSave({"state": state_digest(state)})))
 
 
+def _read_only_manager(directory: epath.Path) -> ocp.CheckpointManager:
+  """A manager that reads a run's `checkpoints` directory and never writes to it."""
+  # Every item is named, so that Orbax recognises the ones a restore does not ask for.
+  handlers = {"state": ocp.StandardCheckpointHandler(), "config": ocp.JsonCheckpointHandler(),
+              "digest": ocp.JsonCheckpointHandler(),
+              "dataset": grain.checkpoint.CheckpointHandler()}
+  return ocp.CheckpointManager(directory, item_handlers=handlers,
+                               options=ocp.CheckpointManagerOptions(
+                                   read_only=True, create=False, save_interval_steps=0))
+
+
+def saved_config(workdir: str | os.PathLike) -> dict[str, Any] | None:
+  """The config (as saved: JSON values) of `workdir`'s newest checkpoint whose config reads, or
+  None when `workdir` holds no training checkpoint. Reads nothing else and writes nothing."""
+  directory = epath.Path(os.path.abspath(os.fspath(workdir))) / CHECKPOINT_DIR
+  if not directory.is_dir():
+    return None
+  with _read_only_manager(directory) as manager:
+    for step in sorted(manager.all_steps(), reverse=True):
+      try:
+        return manager.restore(step, args=ocp.args.Composite(config=ocp.args.JsonRestore())
+                               ).config
+      except Exception:  # noqa: BLE001  A damaged step: resuming moves it aside (restore_latest).
+        continue
+  return None
+
+
 def state_digest(state: PyTree) -> str:
   """A hash of every array of `state`, independent of the pytree's container types and order
   (the train state restores as nested dicts for inference)."""
@@ -370,13 +397,7 @@ def restore_run(path: str | os.PathLike, step: int | None = None) -> RestoredRun
     kind, step, directory = "step", int(directory.name), directory.parent
   elif (directory / CHECKPOINT_DIR).is_dir():
     directory = directory / CHECKPOINT_DIR
-  # The dataset handler is only named, so that Orbax recognises the item it is not asked for.
-  handlers = {"state": ocp.StandardCheckpointHandler(), "config": ocp.JsonCheckpointHandler(),
-              "digest": ocp.JsonCheckpointHandler(),
-              "dataset": grain.checkpoint.CheckpointHandler()}
-  with ocp.CheckpointManager(directory, item_handlers=handlers,
-                             options=ocp.CheckpointManagerOptions(
-                                 read_only=True, create=False, save_interval_steps=0)) as manager:
+  with _read_only_manager(directory) as manager:
     steps = manager.all_steps()
     if not steps:
       raise FileNotFoundError(

@@ -4,6 +4,9 @@ The study itself (`make reproduce`) takes about 20 minutes; here its measurement
 claim's rule is seen to hold and to fail.
 """
 
+import json
+import os
+
 import pytest
 
 from configs import dvd_reblur
@@ -123,3 +126,19 @@ def test_the_cpu_study_fine_tunes_the_shipped_networks_as_the_demo_does():
   assert (paper.flow_source, paper.alpha, paper.learning_rate, paper.reblur_mask) == (
       "flownets", 0.1, 1e-4, "none")
   assert "dvd_paper" not in reproduce.finetunes(reproduce.SCALES["gpu"])  # Already the method.
+
+
+def test_a_rerun_measures_again_runs_that_were_shorter_and_refuses_other_settings(monkeypatch):
+  scale, workdir = reproduce.SCALES["cpu"], "/runs/study"
+  saved = {name: json.loads(json.dumps(reproduce.finetune_config(name, scale, workdir).to_dict()))
+           for name in reproduce.finetunes(scale)}
+  saved["dvd_alpha0"]["num_train_steps"] //= 2
+  monkeypatch.setattr(reproduce.checkpoint, "saved_config",
+                      lambda run_dir: saved[os.path.basename(run_dir)])
+  results = {name: {"mean": {}} for name in saved}
+  reproduce._check_runs(results, scale, workdir)
+  assert sorted(results) == sorted(set(saved) - {"dvd_alpha0"})
+  saved["dvd_warp"]["tau"] = 1.0
+  with pytest.raises(validation.ConfigError, match=r"^/runs/study/dvd_warp holds a run started "
+                                                   r"with other settings \(tau=1.0 \(now 0.5\)\)"):
+    reproduce._check_runs(results, scale, workdir)

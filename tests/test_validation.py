@@ -5,10 +5,12 @@ the commands' end-to-end form: `error: ...` as the last line, exit code 1, no tr
 work done (no workdir, no output frames).
 """
 
+import os
 import subprocess
 import sys
 
 import jax
+import ml_collections
 import numpy as np
 import pytest
 
@@ -214,3 +216,22 @@ def test_deblur_reports_an_output_file_before_reading_anything(tmp_path):
       f"error: --output={tmp_path / 'out.png'} is a file: expected a folder")
   assert "Traceback" not in result.stderr
   assert (tmp_path / "out.png").read_bytes() == b"mine"
+
+
+def test_resuming_a_run_with_other_settings_is_an_error_before_any_work(tiny_run, tmp_path):
+  saved = checkpoint.saved_config(tiny_run.workdir)
+  assert checkpoint.saved_config(tmp_path) is None
+  steps = sorted(os.listdir(os.path.join(tiny_run.workdir, checkpoint.CHECKPOINT_DIR)))
+  longer = ml_collections.ConfigDict(saved)
+  longer.num_train_steps += 2
+  longer.eval_every_steps = 1
+  validation.check_resume(longer, saved, tiny_run.workdir)  # Length and cadence may change.
+  other = ml_collections.ConfigDict(saved)
+  other.alpha += 1.0
+  other.model_kwargs.width *= 2
+  with pytest.raises(validation.ConfigError,
+                     match=rf"^{tiny_run.workdir} holds a run started with other settings "
+                           rf"\(alpha={saved['alpha']!r} \(now {saved['alpha'] + 1.0!r}\), "
+                           r"model_kwargs=.*\): expected its settings to resume it"):
+    train.train_and_evaluate(other, tiny_run.workdir)
+  assert sorted(os.listdir(os.path.join(tiny_run.workdir, checkpoint.CHECKPOINT_DIR))) == steps

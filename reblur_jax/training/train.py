@@ -170,13 +170,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
     The final train state.
 
   Raises:
-    validation.ConfigError: a setting that cannot run, found before any work.
+    validation.ConfigError: a setting that cannot run, or that differs from the settings the
+      run in `workdir` was started with; found before any work.
     NonFiniteLossError: the loss became NaN/inf; the message names the step and the last good
       checkpoint.
     disk.DiskFullError: no space left while checkpointing; the message names the last complete
       checkpoint.
   """
   workdir = os.path.abspath(os.fspath(workdir))
+  validation.check_resume(config, checkpoint.saved_config(workdir), workdir)
   mesh, data, run = set_up(config)
   steps_per_epoch = data.steps_per_epoch
   total_steps = num_train_steps(config, steps_per_epoch)

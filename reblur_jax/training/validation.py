@@ -12,9 +12,10 @@ from `check_fields` when it depends on other fields.
 
 from __future__ import annotations
 
+import json
 import math
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import ml_collections
@@ -248,6 +249,37 @@ def check_init_checkpoints(config: ml_collections.ConfigDict, *,
       checkpoint.check_variables(module, shapes, source=f"config.{field}: {path}", model=model)
     except checkpoint.ModelMismatchError as e:
       raise InitCheckpointMismatchError(str(e)) from None
+
+
+# ----------------------------------------------------------------------------- resuming
+
+# Fields a resumed run may change: how long it trains, how often it logs, evaluates and saves,
+# what it is evaluated on, and where its files are (the init checkpoints are read at step 0
+# only). Any other change would continue one run with another's settings.
+RESUMABLE_CHANGES = frozenset({
+    "num_train_steps", "num_epochs", "log_every_steps", "eval_every_steps",
+    "checkpoint_every_steps", "max_to_keep", "num_image_summaries", "eval_dataset", "eval_split",
+    "eval_batch_size", "num_eval_batches", "data_dir", "init_checkpoint",
+    "flow_init_checkpoint"})
+
+
+def check_resume(config: ml_collections.ConfigDict, saved: Mapping[str, Any] | None,
+                 workdir: str) -> None:
+  """Raises `ConfigError` if `workdir`'s run (`saved`: its checkpoint's config, as
+  `checkpoint.saved_config` reads it; None for a new run) was started with other settings than
+  `config` outside `RESUMABLE_CHANGES`. Fields one of the two lacks (older code) are not
+  compared."""
+  if saved is None:
+    return
+  now = json.loads(json.dumps(config.to_dict()))  # The JSON values a checkpoint stores.
+  changed = [f"{field}={saved[field]!r} (now {now[field]!r})"
+             for field in sorted(now.keys() & saved.keys())
+             if field not in RESUMABLE_CHANGES and now[field] != saved[field]]
+  if changed:
+    raise ConfigError(
+        f"{workdir} holds a run started with other settings ({', '.join(changed)}): expected "
+        "its settings to resume it (only the run's length, logging, evaluation and paths may "
+        "change); rerun with them, or pass a new --workdir.")
 
 
 # ----------------------------------------------------------------------------- all

@@ -209,18 +209,18 @@ def endpoint_errors(flow_prev, flow_next, frames: Frames) -> tuple[float, float]
 
 
 def loss_mask(frames: Frames, mask: str, tau: float, flows=None) -> np.ndarray:
-  """Per-pixel weights `[N, H, W, 1]` of the loss (module docstring, "the border"); `flows`:
-  the row's fixed `(flow_prev, flow_next)`, which "smooth_motion" reads."""
-  if mask == "none":
-    return np.ones(frames.blurry.shape[:3] + (1,), np.float32)
+  """Per-pixel weights `[N, H, W, 1]` of the loss (module docstring, "the border"): "model" the
+  renderer's oracle, the others `losses.reblur_mask`'s, "inside" of the true flows (the segments
+  the camera integrated), "smooth_motion" of `flows`, the row's fixed `(flow_prev, flow_next)`."""
   if mask == "model":
     return frames.model_holds[..., None].astype(np.float32)
-  if mask == "inside":
-    inside = blur.segments_inside(frames.flow_prev, frames.flow_next, tau=tau)
-    return np.asarray(inside)[..., None].astype(np.float32)
-  if mask == "smooth_motion" and flows is not None:
-    return np.asarray(blur.smooth_motion(*flows))[..., None].astype(np.float32)
-  raise ValueError(f"unknown mask {mask!r}, or 'smooth_motion' without fixed flows.")
+  if mask == "smooth_motion" and flows is None:
+    raise ValueError("mask 'smooth_motion' without fixed flows: pass the row's flows.")
+  prev, next_ = flows if mask == "smooth_motion" else (frames.flow_prev, frames.flow_next)
+  weights = losses.reblur_mask(mask, prev, next_, tau)
+  if weights is None:
+    return np.ones(frames.blurry.shape[:3] + (1,), np.float32)
+  return np.asarray(weights, np.float32)
 
 
 def run_row(row: Row, frames: Frames, *, steps: Sequence[int], learning_rate: float,

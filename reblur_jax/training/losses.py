@@ -170,11 +170,12 @@ def reblur_loss(restored: jax.Array, blurry_middle: jax.Array, flows, *, frames:
     flow_next, flow_prev = jax.lax.stop_gradient((flow_next, flow_prev))
   reblurred = blur.reblur_batch(middle, flow_prev, flow_next, tau=tau, method=method,
                                 max_disp=max_disp, samples=samples, linear_light=linear_light)
-  return mse(reblurred, blurry_middle, _reblur_mask(mask, flow_prev, flow_next, tau)), reblurred
+  return mse(reblurred, blurry_middle, reblur_mask(mask, flow_prev, flow_next, tau)), reblurred
 
 
-def _reblur_mask(mask: str, flow_prev, flow_next, tau: float) -> jax.Array | None:
-  """`REBLUR_MASKS[mask]` as `[B, H, W, 1]` weights, None for every pixel."""
+def reblur_mask(mask: str, flow_prev, flow_next, tau: float) -> jax.Array | None:
+  """`REBLUR_MASKS[mask]` of flows `[B, H, W, 2]` (pixels) as `[B, H, W, 1]` boolean weights,
+  None for every pixel."""
   if mask not in REBLUR_MASKS:
     raise ValueError(f"reblur mask {mask!r}: expected one of {tuple(REBLUR_MASKS)}.")
   if mask == "none":

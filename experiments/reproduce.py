@@ -1,6 +1,6 @@
 r"""Tests the paper's four claims at CPU scale and writes docs/results.md: `make reproduce`.
 
-  python -m experiments.reproduce --workdir=runs/reproduce               # 2 CPU cores, ~20 min
+  python -m experiments.reproduce --workdir=runs/reproduce               # 2 CPU cores, ~40 min
   python -m experiments.reproduce --workdir=runs/reproduce_gpu --scale=gpu  # full-width networks
 
 The study, every setting fixed before the first run (nothing is tuned on the test ground truth):
@@ -70,6 +70,7 @@ from reblur_jax.training import variants
 @dataclasses.dataclass(frozen=True)
 class Scale:
   """How big the study is. Widths multiply every network's channels (1.0 = the original).
+  `crop_size` is the training crops' side (pixels); a variant's fine-tuning keeps its own.
 
   `variant` names the configs' variant whose fine-tuning settings are the method ("cpu": what
   `make demo` runs, chosen on validation; "": the paper's). `start` is a directory of trained
@@ -125,7 +126,7 @@ PAPER_FINETUNES = {
 }
 # Recorded with each fine-tuning's measurements: what the report says about how it ran.
 RECORDED = ("flow_source", "alpha", "learning_rate", "blur_model", "frames", "tau",
-            "labeled_dataset", "reblur_mask")
+            "labeled_dataset", "reblur_mask", "crop_size")
 SUPERVISED = {"dvd": dvd_supervised, "deblurgan": deblurgan_supervised}
 REBLUR = {"dvd": dvd_reblur, "deblurgan": deblurgan_reblur}
 
@@ -170,11 +171,13 @@ def finetune_config(name: str, scale: Scale, workdir: str) -> ml_collections.Con
   config = REBLUR[network].get_config(scale.variant)
   # S is what the baseline last trained on: the config's set for shipped networks, the study's
   # for baselines trained here.
-  labeled = config.labeled_dataset
+  labeled, crop_size = config.labeled_dataset, config.crop_size
   config = _scaled(config, scale, steps=scale.finetune_steps[network], unlabeled=True,
                    curve_points=scale.curve_points)
   if scale.start:
     config.labeled_dataset = labeled
+  if scale.variant:  # The variant's crops, chosen on validation with the rest of its method.
+    config.crop_size = crop_size
   config.init_checkpoint = _start(scale, workdir, network)
   config.flow_init_checkpoint = _start(scale, workdir, "flownets")
   config.update(overrides)
@@ -202,13 +205,6 @@ def _scalars(run_dir: str, tag: str) -> list[tuple[int, float]]:
   return sorted(by_step.items())
 
 
-def _train(config: ml_collections.ConfigDict, run_dir: str) -> float:
-  """Trains (or finishes) a run; returns the median seconds per training step."""
-  train.train_and_evaluate(config, run_dir)
-  rates = [rate for _, rate in _scalars(run_dir, "steps_per_sec")]
-  return float(1.0 / np.median(rates)) if rates else float("nan")
-
-
 def pretrain_flow(scale: Scale, workdir: str) -> dict[str, Any]:
   """Test end-point error (px) of FlowNetS: the shipped one's, or before and after training it."""
   if scale.start:  # Only evaluated: the run length is not used.
@@ -216,22 +212,22 @@ def pretrain_flow(scale: Scale, workdir: str) -> dict[str, Any]:
     config.flow_init_checkpoint = _start(scale, workdir, "flownets")
     return {"epe": train.evaluate(config)["epe"]}
   run_dir = os.path.join(workdir, "flownets")
-  _train(flow_config(scale), run_dir)
+  train.train_and_evaluate(flow_config(scale), run_dir)
   epe = _scalars(run_dir, "eval/epe")
   return {"epe_before": epe[0][1], "epe": epe[-1][1]}
 
 
 def train_baseline(network: str, scale: Scale, workdir: str) -> dict[str, Any]:
   run_dir = os.path.join(workdir, f"{network}_baseline")
-  seconds = _train(baseline_config(network, scale), run_dir)
-  return {"psnr_test": _scalars(run_dir, "eval/psnr")[-1][1], "seconds_per_step": seconds}
+  train.train_and_evaluate(baseline_config(network, scale), run_dir)
+  return {"psnr_test": _scalars(run_dir, "eval/psnr")[-1][1]}
 
 
 def finetune(name: str, scale: Scale, workdir: str) -> dict[str, Any]:
   """Fine-tunes, then scores baseline and result frame by frame on the test split."""
   run_dir = os.path.join(workdir, name)
   config = finetune_config(name, scale, workdir)
-  _train(config, run_dir)
+  train.train_and_evaluate(config, run_dir)
   report = scoring.score_checkpoint(None, run_dir, timing_size=None, num_grids=0)
   entry, = report["datasets"]
   return {"mean": entry["mean"], "per_frame": entry["per_frame"],

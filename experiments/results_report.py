@@ -270,6 +270,19 @@ def _steps(finetune_steps: dict[str, int]) -> str:
   return f"{dvd} steps" if dvd == deblurgan else f"{dvd} steps for DVD, {deblurgan} for DeblurGAN"
 
 
+def _crops(results: dict) -> str:
+  """"64-pixel crops", and the fine-tunings whose variant crops otherwise."""
+  study = results["settings"]["crop_size"]
+  # Runs cached by studies from before the field was recorded used the study's crops.
+  other = {name: results[f"{network}_reblur"]["settings"].get("crop_size", study)
+           for network, name in NAMES.items()}
+  whole = results["data"]["size"]
+  other = [f"{name}'s fine-tuning on " + (f"whole {crop}-pixel frames" if crop == whole
+                                          else f"{crop}-pixel crops")
+           for name, crop in other.items() if crop != study]
+  return f"{study}-pixel crops" + (f" ({', '.join(other)})" if other else "")
+
+
 def _method_origin(settings: dict) -> str:
   if settings["variant"]:
     return (f" (the configs' `:{settings['variant']}` settings, chosen on the validation split; "
@@ -295,7 +308,7 @@ def markdown(results: dict, figures: dict, directory: str,
       "number below is from that run; the verdicts follow the stated rules.",
       "",
       f"**Setting.** Networks at {settings['width']} of their channel widths, trained on "
-      f"{settings['crop_size']}-pixel crops, batch {settings['batch_size']} (half labeled, half "
+      f"{_crops(results)}, batch {settings['batch_size']} (half labeled, half "
       f"unlabeled when fine-tuning), data `{data['name']}`: {data['size']} x {data['size']} "
       f"synthetic video, train split {data['train_sequences']} sequences of {data['frames']} "
       f"frames ({data['clips']['train']} clips), test split {data['test_sequences']} sequences"

@@ -52,7 +52,7 @@ endif
 pretrained: setup
 	$(BIN)/python -m experiments.pretrained --workdir=runs/pretrained --output=pretrained
 
-# The paper's claims at CPU scale from the networks in pretrained/ (about 40 minutes on 2 cores);
+# The paper's claims at CPU scale from the networks in pretrained/ (about 47 minutes on 2 cores);
 # regenerates docs/results.md.
 reproduce: setup
 	$(BIN)/python -m experiments.reproduce --workdir=runs/reproduce --output=docs/results.md

@@ -1,6 +1,6 @@
 r"""Tests the paper's four claims at CPU scale and writes docs/results.md: `make reproduce`.
 
-  python -m experiments.reproduce --workdir=runs/reproduce               # 2 CPU cores, ~40 min
+  python -m experiments.reproduce --workdir=runs/reproduce               # 2 CPU cores, ~47 min
   python -m experiments.reproduce --workdir=runs/reproduce_gpu --scale=gpu  # full-width networks
 
 The study, every setting fixed before the first run (nothing is tuned on the test ground truth):
@@ -20,6 +20,8 @@ The study, every setting fixed before the first run (nothing is tuned on the tes
    blur model (Table 3), 2 vs 3 frames (Table 5), tau = 1 (the paper's) vs 0.5 (the synthetic
    camera's true exposure).
 3. DeblurGAN-Reblur fine-tuned on each of 5 test frames alone vs on the 5 together (Table 4).
+4. The signal diagnostic (`experiments/signal_diagnostic.py` at its defaults, the study's
+   FlowNetS): which link of the reblur loss loses the deblurring signal.
 
 The test split differs from training as real footage does: other photos, and motion up to 18
 pixels per frame against 12 (`synthetic_blur/study`). Rerunning the command resumes: finished
@@ -54,6 +56,7 @@ from configs import dvd_reblur
 from configs import dvd_supervised
 from configs import flownets_pretrain
 from experiments import results_report
+from experiments import signal_diagnostic as diagnostic
 from reblur_jax import checkpoint
 from reblur_jax.data import pipeline
 from reblur_jax.data import prepare
@@ -283,6 +286,20 @@ def group_vs_single(scale: Scale, workdir: str) -> dict[str, Any]:
           "single": single, "group": scores(group, chosen)}
 
 
+def signal_diagnostic(scale: Scale, workdir: str) -> dict[str, Any]:
+  """Where the reblur signal is lost: `experiments/signal_diagnostic.py`'s latent-image
+  experiment at its defaults (`diagnostic.DEFAULTS`), every row, with the study's FlowNetS."""
+  flow_fn, flow_model = diagnostic.load_flownet(_start(scale, workdir, "flownets"))
+  settings = diagnostic.DEFAULTS
+  frames = diagnostic.render_frames(
+      sequences=settings["sequences"], frames_per_sequence=settings["frames"],
+      size=settings["size"], max_speed=settings["max_speed"])
+  found = diagnostic.run(diagnostic.ROWS, frames, steps=settings["steps"],
+                         learning_rate=settings["learning_rate"], flow_fn=flow_fn)
+  return {"flow_model": flow_model, "flow_checkpoint": _start(scale, workdir, "flownets"),
+          **settings, "rows": [{"label": row.label, **found[row.key]} for row in diagnostic.ROWS]}
+
+
 def _score(module, variables, example) -> dict[str, float]:
   """PSNR / SSIM of the network's restored middle frame of a test clip, as evaluate.py scores."""
   windows, sharp = scoring.centred_window(example, module.num_input_frames)
@@ -376,6 +393,7 @@ def run_study(scale_name: str, workdir: str, output: str) -> dict:
       "steps": TIMED_STEPS,
       "runs": {run: time_finetune_step(run, scale, workdir) for run in TIMED}})
   _cached(results, "table4", path, lambda: group_vs_single(scale, workdir))
+  _cached(results, "signal_diagnostic", path, lambda: signal_diagnostic(scale, workdir))
 
   images_dir = os.path.join(os.path.dirname(os.path.abspath(output)), "images")
   os.makedirs(images_dir, exist_ok=True)

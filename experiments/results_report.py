@@ -10,6 +10,8 @@ import os
 
 import numpy as np
 
+from experiments import signal_diagnostic as diagnostic
+
 NAMES = {"dvd": "DVD", "deblurgan": "DeblurGAN"}
 # The paper's numbers (PSNR dB, SSIM, seconds per 10 x 128 x 128 mini-batch).
 PAPER_TABLE2 = {  # MCD, DVD, ISOCHART PSNR / SSIM.
@@ -250,6 +252,35 @@ def findings(results: dict, balance: dict[str, dict[str, float]]) -> list[str]:
   return lines
 
 
+def diagnostic_section(results: dict) -> list[str]:
+  """Issue 12's latent-image experiment (`reproduce.signal_diagnostic`): which link of `L_U`
+  loses the signal."""
+  found = results["signal_diagnostic"]
+  return [
+      "## Where the reblur signal is lost: the signal diagnostic",
+      "",
+      "The latent-image experiment (`experiments/signal_diagnostic.py`; "
+      "[signal_diagnostic.md](signal_diagnostic.md) defines each row). No network is trained: "
+      "the sharp frame `x` itself is optimised with Adam (lr "
+      f"{found['learning_rate']:g}), starting from the blurry frame, to minimise "
+      "`MSE(reblur(x, flow_prev, flow_next, tau), blurry)` on "
+      f"{found['sequences'] * found['frames']} held-out frames of test-split photos "
+      f"({found['size']} x {found['size']}, motion up to {found['max_speed']:g} px / frame). The "
+      "table gives PSNR (dB) against the true sharp frame after each number of steps (step 0: "
+      "the blurry frame; bold: the row's best), the mean end-point error of the flows the row "
+      f"uses and the loss at the first and last step; FlowNetS: {found['flow_model']}. Each "
+      "row changes one link of `L_U`: where the flows come from, `tau`, and where the loss is "
+      "measured.",
+      "",
+      *diagnostic.table(found["rows"], found["steps"]),
+      "",
+      "The same table alone: `python -m experiments.signal_diagnostic "
+      f"--flow_checkpoint={found['flow_checkpoint']}`. Starting `x` from what the shipped DVD "
+      "restores instead of from the blurry frame: [signal_from_network.md]"
+      "(signal_from_network.md).",
+  ]
+
+
 def _starting_networks(results: dict) -> str:
   """Where FlowNetS and the baselines came from, and FlowNetS's test error."""
   settings, flow = results["settings"], results["flownets"]
@@ -336,5 +367,6 @@ def markdown(results: dict, figures: dict, directory: str,
       lines.append(f"![{run} {label}]({rel(path)})")
     lines.append("")
   lines += [*table3(results), "", *table4(results), "", *table5(results), "",
-            *tau_table(results), "", *findings(results, balance), ""]
+            *tau_table(results), "", *diagnostic_section(results), "",
+            *findings(results, balance), ""]
   return "\n".join(lines)

@@ -98,6 +98,9 @@ ROWS = (
         "boundaries", mask="smooth_motion"),
 )
 FLOWNET_ROWS = ("flownet", "flownet_x", "flownet_x_stop")
+# The command's defaults (its flags), which `make reproduce` runs too.
+DEFAULTS = {"sequences": 4, "frames": 1, "size": 96, "max_speed": 18.0, "learning_rate": 1e-3,
+            "steps": (0, 10, 30, 100, 200, 400)}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -305,28 +308,34 @@ def run(rows: Sequence[Row], frames: Frames, *, steps: Sequence[int], learning_r
 
 
 def _epe_cell(epe) -> str:
-  if isinstance(epe[0], tuple):
+  if isinstance(epe[0], (tuple, list)):  # Lists once through JSON.
     return f"{_epe_cell(epe[0])} -> {_epe_cell(epe[1])}"
   return f"{epe[0]:.2f} / {epe[1]:.2f}"
+
+
+def table(rows: Sequence[dict], steps: Sequence[int]) -> list[str]:
+  """The markdown table: one row per `{"label": str, **run_row's result}` (also as read back
+  from JSON, where the steps of `psnr` are strings)."""
+  steps = sorted(steps)
+  header = ["flows used by the blur model", "tau", "EPE prev / next (px)", "L_U x 1e4"]
+  header += [f"PSNR @ {s}" for s in steps]
+  lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+  for row in rows:
+    psnr = sorted((int(s), v) for s, v in row["psnr"].items())
+    best = max(v for _, v in psnr)
+    cells = [row["label"], f"{row['tau']:g}", _epe_cell(row["epe"]),
+             " -> ".join(f"{1e4 * v:.2f}" for v in row["loss"])]
+    cells += [f"**{v:.2f}**" if v == best and s else f"{v:.2f}" for s, v in psnr]
+    lines.append("| " + " | ".join(cells) + " |")
+  return lines
 
 
 def markdown(rows: Sequence[Row], results: dict, frames: Frames, *, steps: Sequence[int],
              command: str, flow_model: str | None, setup: str,
              start: str = "the blurry frame") -> str:
   """The report: setup, the table, the command; `start` says what `x` starts from."""
-  steps = sorted(steps)
   speed = np.linalg.norm(np.concatenate([frames.flow_prev, frames.flow_next]), axis=-1)
-  header = ["flows used by the blur model", "tau", "EPE prev / next (px)", "L_U x 1e4"]
-  header += [f"PSNR @ {s}" for s in steps]
-  lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-  for row in rows:
-    result = results[row.key]
-    best = max(result["psnr"].values())
-    cells = [row.label, f"{result['tau']:g}", _epe_cell(result["epe"]),
-             " -> ".join(f"{1e4 * v:.2f}" for v in result["loss"])]
-    cells += [f"**{v:.2f}**" if v == best and s else f"{v:.2f}"
-              for s, v in sorted(result["psnr"].items())]
-    lines.append("| " + " | ".join(cells) + " |")
+  lines = table([{"label": row.label, **results[row.key]} for row in rows], steps)
   return "\n".join([
       "# Signal diagnostic: where the reblur signal is lost",
       "",
@@ -453,14 +462,14 @@ def _define_flags() -> None:
       "restores of the blurry frames (each rendered video deblurred whole) instead of from them.")
   flags.DEFINE_list("rows", [row.key for row in ROWS], "Rows to run, of: "
                     + ", ".join(row.key for row in ROWS) + ".")
-  flags.DEFINE_list("steps", ["0", "10", "30", "100", "200", "400"],
+  flags.DEFINE_list("steps", [str(step) for step in DEFAULTS["steps"]],
                     "Adam steps after which PSNR is read; 0 is the blurry input.")
-  flags.DEFINE_float("learning_rate", 1e-3, "Adam's learning rate on x.")
-  flags.DEFINE_integer("sequences", 4, "Held-out test-split videos.")
-  flags.DEFINE_integer("frames", 1, "Frames restored per video.")
-  flags.DEFINE_integer("size", 96, "Frame side, pixels (96: the study's frames).")
-  flags.DEFINE_float("max_speed", 18.0, "Motion bound, pixels per frame interval "
-                     "(18: the study's test split).")
+  flags.DEFINE_float("learning_rate", DEFAULTS["learning_rate"], "Adam's learning rate on x.")
+  flags.DEFINE_integer("sequences", DEFAULTS["sequences"], "Held-out test-split videos.")
+  flags.DEFINE_integer("frames", DEFAULTS["frames"], "Frames restored per video.")
+  flags.DEFINE_integer("size", DEFAULTS["size"], "Frame side, pixels (96: the study's frames).")
+  flags.DEFINE_float("max_speed", DEFAULTS["max_speed"], "Motion bound, pixels per frame "
+                     "interval (18: the study's test split).")
   flags.DEFINE_string("output", "docs/signal_diagnostic.md", "Where the report goes.")
 
 

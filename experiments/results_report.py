@@ -303,14 +303,13 @@ def _steps(finetune_steps: dict[str, int]) -> str:
 
 def _crops(results: dict) -> str:
   """"64-pixel crops", and the fine-tunings whose variant crops otherwise."""
-  study = results["settings"]["crop_size"]
+  study, whole = results["settings"]["crop_size"], results["data"]["size"]
   # Runs cached by studies from before the field was recorded used the study's crops.
-  other = {name: results[f"{network}_reblur"]["settings"].get("crop_size", study)
+  crops = {name: results[f"{network}_reblur"]["settings"].get("crop_size", study)
            for network, name in NAMES.items()}
-  whole = results["data"]["size"]
   other = [f"{name}'s fine-tuning on " + (f"whole {crop}-pixel frames" if crop == whole
                                           else f"{crop}-pixel crops")
-           for name, crop in other.items() if crop != study]
+           for name, crop in crops.items() if crop != study]
   return f"{study}-pixel crops" + (f" ({', '.join(other)})" if other else "")
 
 

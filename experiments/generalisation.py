@@ -15,6 +15,13 @@ sharp frames:
 - the linear-light variant, per sequence.
 
 Read it on validation to choose; the test split is for reporting what was chosen.
+
+Where a gain is lost (docs/baselines.md, "Why the baseline gains less on the test split"):
+`--max_speed` renders the same scenes with another speed bound (pixels per frame, e.g. the
+training's 12 on validation), `--seeds` other scenes of the split (e.g. training photos and
+motion the network never saw: `--split=train --seeds=200-211`).
+
+  python -m experiments.generalisation --checkpoints=pretrained/dvd --split=validation --max_speed=12
 """
 
 from __future__ import annotations
@@ -51,12 +58,18 @@ def _cell(scores: np.ndarray, mask: np.ndarray | None = None) -> str:
 
 
 def measure(runs: dict, config: synthetic_blur.SyntheticConfig, split: str,
-            linear_light: bool) -> list[dict]:
+            linear_light: bool, seeds: Sequence[int] | None = None,
+            max_speed: float | None = None) -> list[dict]:
   """Per sequence of `split`: its name, per-frame fastest motion and `[2, N]` scores of the
-  blurry input and of each of `runs` (name -> `networks.Restored`)."""
+  blurry input and of each of `runs` (name -> `networks.Restored`).
+
+  `seeds`: the sequences to render (None: the split's own); `max_speed`: their speed bound in
+  pixels per frame (None: the split's, as the builder renders it)."""
   results = []
-  for seed in synthetic_blur.sequence_seeds(config)[split]:
-    video = synthetic_blur.render(config, split, seed, linear_light=linear_light)
+  seeds = synthetic_blur.sequence_seeds(config)[split] if seeds is None else seeds
+  overrides = {} if max_speed is None else {"max_speed": max_speed}
+  for seed in seeds:
+    video = synthetic_blur.render(config, split, seed, linear_light=linear_light, **overrides)
     scores = {"blurry": frame_scores(video["blurry"], video["sharp"])}
     for name, restored in runs.items():
       scores[name] = frame_scores(restored.deblur(video["blurry"]), video["sharp"])
@@ -94,12 +107,27 @@ def tables(results: list[dict], linear: list[dict], columns: Sequence[str],
 def main(argv: Sequence[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+  if flags.FLAGS.max_speed is not None and flags.FLAGS.max_speed <= 0:
+    raise app.UsageError(f"--max_speed must be positive (pixels per frame), got "
+                         f"{flags.FLAGS.max_speed}.")
+  split, chosen = flags.FLAGS.split, dict(seeds=_seeds(flags.FLAGS.seeds),
+                                          max_speed=flags.FLAGS.max_speed)
   config = synthetic_blur.builder_config(flags.FLAGS.dataset_config)
   runs = {path: networks.restore(path) for path in flags.FLAGS.checkpoints}
-  split = flags.FLAGS.split
-  built = measure(runs, config, split, linear_light=config.linear_light)
-  linear = measure(runs, config, split, linear_light=True)
+  built = measure(runs, config, split, linear_light=config.linear_light, **chosen)
+  linear = measure(runs, config, split, linear_light=True, **chosen)
   print(tables(built, linear, ["blurry", *runs], bound=config.max_speed))
+
+
+def _seeds(text: str | None) -> range | None:
+  """`"200-211"` -> `range(200, 212)`; None -> None (the split's own)."""
+  if not text:
+    return None
+  first, _, last = text.partition("-")
+  try:
+    return range(int(first), int(last or first) + 1)
+  except ValueError:
+    raise app.UsageError(f"--seeds: expected FIRST-LAST, e.g. 200-211, got {text!r}.") from None
 
 
 def _define_flags() -> None:
@@ -108,6 +136,10 @@ def _define_flags() -> None:
   flags.DEFINE_list("checkpoints", None, "Training workdirs to compare.", required=True)
   flags.DEFINE_string("dataset_config", "study", "Config of the synthetic_blur builder.")
   flags.DEFINE_enum("split", "validation", ["train", "validation", "test"], "Split to render.")
+  flags.DEFINE_string("seeds", None, "Render these sequences instead of the split's, as "
+                      "FIRST-LAST (e.g. 200-211: scenes no network trained on).")
+  flags.DEFINE_float("max_speed", None, "Render with this speed bound, pixels per frame "
+                     "(default: the split's).")
 
 
 if __name__ == "__main__":

@@ -90,7 +90,8 @@ def test_windows_reject_even_clip_length():
 def test_configs_at_each_clip_length():
   names = {c.name: c.clip_length for c in synthetic_blur.SyntheticBlur.BUILDER_CONFIGS}
   assert names == {"tiny": 3, "tiny_t7": 7, "train": 3, "train_t7": 7, "study": 3,
-                   "study_t7": 7, "study_mixed": 3, "study_mixed_t7": 7}
+                   "study_t7": 7, "study_mixed": 3, "study_mixed_t7": 7, "study_wide": 3,
+                   "study_wide_t7": 7}
 
 
 def test_test_split_can_move_faster_than_training():
@@ -340,3 +341,6 @@ def test_broader_training_blur_changes_only_the_training_split():
   linear = synthetic_blur.render(broad, "train", 0, linear_light=False)
   assert not np.array_equal(slow["blurry"], linear["blurry"])  # Averaged in linear light.
   assert synthetic_blur.builder_config("study_mixed").train_linear_light_share == 0.5
+  # `study_wide` trains on the test split's motion range; its validation and test are `study`'s.
+  wide, study = synthetic_blur.builder_config("study_wide"), synthetic_blur.builder_config("study")
+  assert wide.speed("train") == wide.speed("test") == study.speed("test") == 18.0

@@ -33,3 +33,28 @@ def test_tables_split_frames_at_the_training_bound():
 def test_builder_config_by_name():
   assert synthetic_blur.builder_config("study_t7").clip_length == 7
   assert synthetic_blur.builder_config("study").max_speed == 12.0
+
+
+class _Identity:
+  """A stand-in network that returns its input frames."""
+
+  def deblur(self, blurry):
+    return blurry
+
+
+def test_measure_renders_the_chosen_scenes_at_the_chosen_speed():
+  config = synthetic_blur.builder_config("tiny")
+  slow, fast = (generalisation.measure({"identity": _Identity()}, config, "train",
+                                       linear_light=False, seeds=[100], max_speed=speed)[0]
+                for speed in (1.0, 12.0))
+  assert slow["name"] == fast["name"] == "train_100"
+  assert slow["motion"].max() < fast["motion"].max()
+  # Slower motion, less blur: the blurry frames are closer to the sharp ones.
+  assert slow["scores"]["blurry"][0].mean() > fast["scores"]["blurry"][0].mean()
+  np.testing.assert_array_equal(slow["scores"]["identity"], slow["scores"]["blurry"])
+
+
+def test_seeds_flag_reads_a_range():
+  assert generalisation._seeds("200-211") == range(200, 212)
+  assert generalisation._seeds("5") == range(5, 6)
+  assert generalisation._seeds(None) is None

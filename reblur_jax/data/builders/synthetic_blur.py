@@ -88,6 +88,12 @@ class SyntheticBlur(clips.ClipBuilder):
           description="`study` with broader training blur: each training sequence's speed bound "
           "is 0-12 pixels per frame (mild blur and none too), half of them averaged in linear "
           "light; validation and test are `study`'s, frame for frame."),
+      SyntheticConfig(
+          name="study_wide", height=96, width=96, num_frames=16, train_sequences=48,
+          test_sequences=6, validation_sequences=6, max_speed=18.0, test_max_speed=18.0,
+          train_speed_scale=(0.0, 1.0), train_linear_light_share=0.5,
+          description="`study_mixed` with training motion up to the test split's 18 pixels per "
+          "frame; validation and test are `study`'s, frame for frame."),
   ])
   FLOWS = True
   VERSION = tfds.core.Version("2.0.0")

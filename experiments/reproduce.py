@@ -291,14 +291,9 @@ def signal_diagnostic(scale: Scale, workdir: str) -> dict[str, Any]:
   experiment at its defaults (`diagnostic.DEFAULTS`), every row, with the study's FlowNetS."""
   flow_checkpoint = _start(scale, workdir, "flownets")
   flow_fn, flow_model = diagnostic.load_flownet(flow_checkpoint)
-  settings = diagnostic.DEFAULTS
-  frames = diagnostic.render_frames(
-      sequences=settings["sequences"], frames_per_sequence=settings["frames"],
-      size=settings["size"], max_speed=settings["max_speed"])
-  found = diagnostic.run(diagnostic.ROWS, frames, steps=settings["steps"],
-                         learning_rate=settings["learning_rate"], flow_fn=flow_fn)
-  return {"flow_model": flow_model, "flow_checkpoint": flow_checkpoint,
-          **settings, "rows": [{"label": row.label, **found[row.key]} for row in diagnostic.ROWS]}
+  _, found = diagnostic.measure(diagnostic.ROWS, diagnostic.DEFAULTS, flow_fn=flow_fn)
+  return {"flow_model": flow_model, "flow_checkpoint": flow_checkpoint, **diagnostic.DEFAULTS,
+          "rows": [{"label": row.label, **found[row.key]} for row in diagnostic.ROWS]}
 
 
 def _score(module, variables, example) -> dict[str, float]:

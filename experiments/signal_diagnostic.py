@@ -33,7 +33,8 @@ import functools
 import os
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -304,6 +305,17 @@ def run(rows: Sequence[Row], frames: Frames, *, steps: Sequence[int], learning_r
   return results
 
 
+def measure(rows: Sequence[Row], settings: Mapping[str, Any], *, flow_fn: FlowFn | None = None,
+            restore: Callable[[np.ndarray], np.ndarray] | None = None,
+            log: Callable[[str], None] = lambda _: None) -> tuple[Frames, dict]:
+  """Renders the frames `settings` (`DEFAULTS`' keys) describe and runs `rows` on them: the
+  frames and `run`'s results. `restore`: as in `render_frames`."""
+  frames = render_frames(sequences=settings["sequences"], frames_per_sequence=settings["frames"],
+                         size=settings["size"], max_speed=settings["max_speed"], restore=restore)
+  return frames, run(rows, frames, steps=settings["steps"],
+                     learning_rate=settings["learning_rate"], flow_fn=flow_fn, log=log)
+
+
 # ----------------------------------------------------------------------------- the report
 
 
@@ -431,8 +443,9 @@ def main(argv):
     restore = network.deblur
     start = (f"what {network.model} of `{flags.FLAGS.start_checkpoint}` (step {network.step}) "
              "restores of the blurry frames")
-  frames = render_frames(sequences=flags.FLAGS.sequences, frames_per_sequence=flags.FLAGS.frames,
-                         size=flags.FLAGS.size, max_speed=flags.FLAGS.max_speed, restore=restore)
+  settings = {**{key: getattr(flags.FLAGS, key) for key in DEFAULTS}, "steps": steps}
+  frames, results = measure(rows, settings, flow_fn=flow_fn, restore=restore,
+                            log=lambda line: print(line, flush=True))
   last_seed = FIRST_SEED + flags.FLAGS.sequences - 1
   args = flags.FLAGS
   setup = (f"Frames: {len(frames.blurry)}, {args.frames} from each of {args.sequences} "
@@ -440,8 +453,6 @@ def main(argv):
            f"photos unseen in training), {args.size}x{args.size}, E = D = 9 sub-frames "
            f"(tau = {frames.tau:g}), motion bound {args.max_speed:g} px per frame (the study's "
            f"test split has 18); Adam, learning rate {args.learning_rate:g}.")
-  results = run(rows, frames, steps=steps, learning_rate=flags.FLAGS.learning_rate, flow_fn=flow_fn,
-                log=lambda line: print(line, flush=True))
   command = "python -m experiments.signal_diagnostic " + " ".join(sys.argv[1:])
   report = markdown(rows, results, frames, steps=steps, command=command.strip(),
                     flow_model=flow_model, setup=setup, start=start)

@@ -97,3 +97,15 @@ def test_smooth_motion_mask_reads_the_row_s_own_flows(frames):
   assert diagnostic.loss_mask(frames, "smooth_motion", 0.5, still).all()
   with pytest.raises(ValueError, match="without fixed flows"):
     diagnostic.loss_mask(frames, "smooth_motion", 0.5)
+
+
+def test_measure_renders_what_its_settings_say_and_runs_the_rows(frames):
+  settings = {**diagnostic.DEFAULTS, "sequences": 1, "frames": 1, "size": 48, "max_speed": 12.0,
+              "steps": (0, 1)}
+  lines = []
+  rendered, results = diagnostic.measure([ROWS["true"]], settings, log=lines.append)
+  np.testing.assert_array_equal(rendered.blurry, frames.blurry)  # The fixture's settings.
+  np.testing.assert_array_equal(rendered.sharp, frames.sharp)
+  again = diagnostic.run([ROWS["true"]], frames, steps=(0, 1), learning_rate=1e-3)
+  assert results["true"]["psnr"] == pytest.approx(again["true"]["psnr"], abs=1e-5)
+  assert len(lines) == 1 and lines[0].startswith("true: ")
